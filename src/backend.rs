@@ -1,0 +1,180 @@
+//! Backend and device selection: the only place that knows which Burn
+//! backends this build has. Everything else takes a `burn::tensor::Device`.
+
+use burn::tensor::Device;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn-flex: pure-Rust CPU, no setup.
+    Flex,
+    /// burn-tch: libtorch on the CPU or CUDA.
+    Tch,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Flex => "flex",
+            BackendKind::Tch => "tch",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, BackendError> {
+        match s {
+            "flex" => Ok(Self::Flex),
+            "tch" => Ok(Self::Tch),
+            other => Err(BackendError::Unknown(other.into(), available_names())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("unknown backend '{0}'; this build has: {1}")]
+    Unknown(String, String),
+    #[error("backend '{0}' is not compiled into this build (it has: {1}); rebuild with `--features {0}`")]
+    NotCompiled(String, String),
+    #[error("device '{0}' is not valid here: {1}")]
+    BadDevice(String, String),
+}
+
+/// Backends compiled into this binary, best first.
+pub fn available() -> Vec<BackendKind> {
+    let mut v = Vec::new();
+    #[cfg(feature = "tch")]
+    v.push(BackendKind::Tch);
+    #[cfg(feature = "flex")]
+    v.push(BackendKind::Flex);
+    v
+}
+
+pub fn available_names() -> String {
+    available()
+        .iter()
+        .map(|b| b.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The backend used when none is named: flex when present (no setup, degrades
+/// gracefully when the cores are shared), else libtorch.
+pub fn default_backend() -> BackendKind {
+    if cfg!(feature = "flex") {
+        BackendKind::Flex
+    } else {
+        BackendKind::Tch
+    }
+}
+
+/// Whether libtorch sees a CUDA device (false without the tch feature).
+pub fn cuda_available() -> bool {
+    #[cfg(feature = "tch")]
+    {
+        tch_cuda_device_count() > 0
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        false
+    }
+}
+
+#[cfg(feature = "tch")]
+fn tch_cuda_device_count() -> i32 {
+    // SAFETY: a plain query into libtorch with no arguments.
+    unsafe { torch_sys::cuda::atc_cuda_device_count() }
+}
+
+/// Resolve `--backend` and `--device` into a Burn device (without autodiff).
+/// Devices: `auto`, `cpu`, `cuda` or `cuda:N` (CUDA only with tch).
+pub fn select(backend: BackendKind, device: &str) -> Result<Device, BackendError> {
+    if !available().contains(&backend) {
+        return Err(BackendError::NotCompiled(
+            backend.name().into(),
+            available_names(),
+        ));
+    }
+    let bad = |why: &str| BackendError::BadDevice(device.into(), why.into());
+    let cuda_index = match device {
+        "auto" | "cpu" => None,
+        "cuda" => Some(0usize),
+        d => match d.strip_prefix("cuda:") {
+            Some(i) => Some(
+                i.parse::<usize>()
+                    .map_err(|_| bad("expected cuda:N with N a GPU index, e.g. cuda:0"))?,
+            ),
+            None => return Err(bad("expected auto, cpu, cuda or cuda:N")),
+        },
+    };
+    match backend {
+        BackendKind::Flex => {
+            if cuda_index.is_some() {
+                return Err(bad("the flex backend runs on the CPU only; use --backend tch for CUDA"));
+            }
+            flex_device()
+        }
+        BackendKind::Tch => tch_device(device, cuda_index),
+    }
+}
+
+#[cfg(feature = "flex")]
+fn flex_device() -> Result<Device, BackendError> {
+    Ok(Device::flex())
+}
+#[cfg(not(feature = "flex"))]
+fn flex_device() -> Result<Device, BackendError> {
+    Err(BackendError::NotCompiled("flex".into(), available_names()))
+}
+
+#[cfg(feature = "tch")]
+fn tch_device(device: &str, cuda_index: Option<usize>) -> Result<Device, BackendError> {
+    let count = tch_cuda_device_count().max(0) as usize;
+    match (device, cuda_index) {
+        ("auto", _) if count > 0 => Ok(Device::libtorch_cuda(0usize)),
+        (_, None) => Ok(Device::libtorch()),
+        (_, Some(i)) if i < count => Ok(Device::libtorch_cuda(i)),
+        (_, Some(i)) => Err(BackendError::BadDevice(
+            device.into(),
+            format!(
+                "libtorch sees {count} CUDA device(s), so index {i} does not exist{}",
+                if count == 0 {
+                    " (is this a CUDA build of libtorch, and is the NVIDIA driver loaded?)"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+#[cfg(not(feature = "tch"))]
+fn tch_device(_device: &str, _cuda: Option<usize>) -> Result<Device, BackendError> {
+    Err(BackendError::NotCompiled("tch".into(), available_names()))
+}
+
+/// Set the CPU thread count of the chosen backend (0 = leave the default).
+/// flex uses rayon's global pool, which can only be sized before first use.
+pub fn set_threads(backend: BackendKind, threads: usize) {
+    if threads == 0 {
+        return;
+    }
+    match backend {
+        BackendKind::Flex => {
+            // Ignored if the pool already exists; callers set this at start-up.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build_global();
+        }
+        BackendKind::Tch => {
+            #[cfg(feature = "tch")]
+            // SAFETY: sets libtorch's intra-op thread count; no pointers involved.
+            unsafe {
+                torch_sys::at_set_num_threads(threads as i32)
+            };
+        }
+    }
+}
+
+/// A one-line description for logs and the UI, e.g. "flex (CPU)".
+pub fn describe(backend: BackendKind, device: &Device) -> String {
+    format!("{} ({:?})", backend.name(), device)
+}

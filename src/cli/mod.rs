@@ -1,0 +1,140 @@
+//! The command-line interface: one file per sub-command. Every command
+//! returns `CliError` with the exit code to use: 2 for bad arguments or an
+//! invalid config (one line per problem), 1 for failures while running.
+
+pub mod bench;
+pub mod common;
+pub mod denoise;
+pub mod eval;
+pub mod info;
+pub mod metrics;
+pub mod sample;
+pub mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latentlab",
+    version,
+    about = "Latent diffusion workbench: a CAB autoencoder, then a DDPM U-Net in its latent space",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Compute backend: flex (pure-Rust CPU) or tch (libtorch; needs --features tch).
+    #[arg(long, global = true, value_name = "flex|tch")]
+    pub backend: Option<String>,
+    /// Device for tch: auto (CUDA when present), cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "auto")]
+    pub device: String,
+    /// CPU threads for the backend (0 = all cores).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Train the autoencoder, then the latent diffusion model.
+    Train(train::TrainArgs),
+    /// Generate images from a trained run.
+    Sample(sample::SampleArgs),
+    /// Score reconstructions over the whole test split.
+    Eval(eval::EvalArgs),
+    /// Write the denoising animation of a trained run as a GIF.
+    Denoise(denoise::DenoiseArgs),
+    /// PSNR and both SSIMs of two images.
+    Metrics(metrics::MetricsArgs),
+    /// Parameter counts, latent shape and dataset source of a config.
+    Info(info::InfoArgs),
+    /// Training and sampling throughput of every enabled backend.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad arguments or config: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// A failure while running: exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::usage(e.to_string())
+    }
+}
+
+impl From<crate::backend::BackendError> for CliError {
+    fn from(e: crate::backend::BackendError) -> Self {
+        Self::usage(e.to_string())
+    }
+}
+
+impl From<crate::train::checkpoint::CheckpointError> for CliError {
+    fn from(e: crate::train::checkpoint::CheckpointError) -> Self {
+        Self::failed(e.to_string())
+    }
+}
+
+impl From<crate::data::DataError> for CliError {
+    fn from(e: crate::data::DataError) -> Self {
+        Self::failed(e.to_string())
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let b = &cli.backend;
+    match cli.command {
+        Some(Cmd::Train(a)) => train::run(a, b),
+        Some(Cmd::Sample(a)) => sample::run(a, b),
+        Some(Cmd::Eval(a)) => eval::run(a, b),
+        Some(Cmd::Denoise(a)) => denoise::run(a, b),
+        Some(Cmd::Metrics(a)) => metrics::run(a),
+        Some(Cmd::Info(a)) => info::run(a),
+        Some(Cmd::Bench(a)) => bench::run(a, b),
+        None => Err(CliError::usage(
+            "no command given; try `latentlab train --preset quick` (see `latentlab --help`)",
+        )),
+    }
+}
+
+/// Arguments naming a config: a preset or a TOML file, plus overrides.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// A preset: seed, quick, fashion, cosine or large.
+    #[arg(long, conflicts_with = "config")]
+    pub preset: Option<String>,
+    /// A TOML config file (see presets/ for the format).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override a config value, e.g. --set ae_training.epochs=3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}

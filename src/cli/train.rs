@@ -1,0 +1,215 @@
+//! `latentlab train`: run both stages headless with a progress bar and one
+//! summary line per epoch. Ctrl-C saves a checkpoint and stops cleanly.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::ProgressBar;
+
+use super::common::{self, steps_style};
+use super::{BackendArgs, CliError, ConfigArgs};
+use crate::config::ExperimentConfig;
+use crate::data::DatasetKind;
+use crate::train::checkpoint::RunDir;
+use crate::train::{Command, Event, Stage, Start, TrainJob, Worker};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Where to write the run (default: runs/<name>-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Dataset to train on, overriding the config's.
+    #[arg(long, value_name = "mnist|fashion")]
+    pub dataset: Option<DatasetKind>,
+    /// Directory holding the four IDX files (raw or .gz).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Continue the run in DIR from its last checkpoint.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "config", "overrides", "run_dir"])]
+    pub resume: Option<PathBuf>,
+}
+
+pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> {
+    let (start, run_dir, dataset) = match &args.resume {
+        Some(dir) => {
+            let (_, cfg, _) = RunDir::open(dir)?;
+            (Start::Resume, dir.clone(), cfg.dataset)
+        }
+        None => {
+            let c = &args.config;
+            let mut cfg =
+                ExperimentConfig::load(c.preset.as_deref(), c.config.as_deref(), &c.overrides)?;
+            if let Some(d) = args.dataset {
+                cfg.dataset = d;
+            }
+            let dir = args
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", cfg.name, utc_stamp())));
+            let dataset = cfg.dataset;
+            (Start::New(cfg), dir, dataset)
+        }
+    };
+    let (kind, device) = common::device(backend_args)?;
+    let data = common::load_dataset(dataset, args.data_dir.as_deref())?;
+    let worker = Worker::spawn(TrainJob {
+        run_dir: run_dir.clone(),
+        start,
+        device,
+        backend_name: kind.name().into(),
+        data,
+    });
+    let stop = worker.commands.clone();
+    // A second Ctrl-C falls through to the default handler (kill).
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\nstopping: saving a checkpoint first (Ctrl-C again to abort)");
+        let _ = stop.send(Command::Stop);
+    });
+    let result = watch(&worker);
+    worker.join();
+    result
+}
+
+/// Print the event stream until the run ends.
+fn watch(worker: &Worker) -> Result<(), CliError> {
+    let mut bar: Option<(Stage, ProgressBar)> = None;
+    let say = |bar: &Option<(Stage, ProgressBar)>, line: String| match bar {
+        Some((_, b)) => b.println(line),
+        None => eprintln!("{line}"),
+    };
+    for event in worker.events.iter() {
+        match event {
+            Event::RunStarted {
+                run_dir,
+                backend,
+                dataset,
+                train_images,
+                test_images,
+                resumed_at,
+                config,
+            } => {
+                eprintln!(
+                    "run: {} ({}) on {backend}; {train_images} train / {test_images} test images from {dataset}",
+                    run_dir.display(),
+                    config.name
+                );
+                if let Some((stage, step)) = resumed_at {
+                    eprintln!("resuming the {} stage at step {step}", stage.name());
+                }
+            }
+            Event::Progress(p) => {
+                if bar.as_ref().map(|(s, _)| *s) != Some(p.stage) {
+                    if let Some((_, b)) = bar.take() {
+                        b.finish_and_clear();
+                    }
+                    let b = ProgressBar::new(p.total_steps as u64).with_style(steps_style());
+                    b.set_prefix(p.stage.name());
+                    bar = Some((p.stage, b));
+                }
+                if let Some((_, b)) = &bar {
+                    b.set_position(p.step as u64);
+                    b.set_message(format!(
+                        "epoch {}/{} · {:.0} img/s",
+                        p.epoch, p.epochs, p.images_per_sec
+                    ));
+                }
+            }
+            Event::EpochSummary {
+                stage,
+                epoch,
+                mean_loss,
+                seconds,
+                eval,
+            } => {
+                let metrics = eval
+                    .map(|e| {
+                        format!(
+                            " · test PSNR {:.2} dB · SSIM {:.4} · SSIM(gauss) {:.4} over {} images",
+                            e.psnr, e.ssim, e.ssim_gaussian, e.images
+                        )
+                    })
+                    .unwrap_or_default();
+                say(
+                    &bar,
+                    format!(
+                        "{:>11} epoch {epoch:>3}: loss {mean_loss:.5} · {seconds:.1} s{metrics}",
+                        stage.name()
+                    ),
+                );
+            }
+            Event::CheckpointSaved { .. } => {}
+            Event::StageFinished { stage } => {
+                if let Some((_, b)) = bar.take() {
+                    b.finish_and_clear();
+                }
+                eprintln!("{} stage finished", stage.name());
+            }
+            Event::Stopped { checkpoint } => {
+                if let Some((_, b)) = bar.take() {
+                    b.finish_and_clear();
+                }
+                match checkpoint {
+                    Some(p) => eprintln!(
+                        "stopped; checkpoint in {} — continue with `latentlab train --resume {}`",
+                        p.display(),
+                        p.parent().unwrap_or(&p).display()
+                    ),
+                    None => eprintln!("stopped before the first checkpoint"),
+                }
+                return Ok(());
+            }
+            Event::Finished { run_dir, seconds } => {
+                if let Some((_, b)) = bar.take() {
+                    b.finish_and_clear();
+                }
+                eprintln!(
+                    "finished in {seconds:.0} s; run in {} — try `latentlab sample --run {} --n 16 --out samples`",
+                    run_dir.display(),
+                    run_dir.display()
+                );
+                return Ok(());
+            }
+            Event::Failed {
+                message,
+                checkpoint,
+            } => {
+                if let Some((_, b)) = bar.take() {
+                    b.abandon();
+                }
+                let kept = checkpoint
+                    .map(|p| format!(" (last good checkpoint: {})", p.display()))
+                    .unwrap_or_default();
+                return Err(CliError::failed(format!("{message}{kept}")));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// "20261129-115301" in UTC, without a date-time dependency.
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

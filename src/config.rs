@@ -1,0 +1,417 @@
+//! Experiment configuration: one TOML document describes a whole run.
+//!
+//! Every section rejects unknown keys so a typo is an error, not a silently
+//! ignored setting. `validate()` returns every problem at once, each naming its
+//! field, so the CLI and the window can show them all.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::sources::DatasetKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Human name of the experiment (preset name by default).
+    pub name: String,
+    pub dataset: DatasetKind,
+    /// Seeds weight init, shuffling, diffusion noise and timesteps.
+    pub seed: u64,
+    pub autoencoder: AutoencoderConfig,
+    pub unet: UnetConfig,
+    pub diffusion: DiffusionConfig,
+    pub sampling: SamplingConfig,
+    pub ae_training: StageTraining,
+    pub diffusion_training: StageTraining,
+    pub checkpoint: CheckpointConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoencoderConfig {
+    /// Output channels of each stride-2 encoder level (the decoder mirrors them).
+    pub channels: Vec<usize>,
+    /// Channel-attention blocks after the conv of each level (same count in the decoder).
+    pub cabs_per_level: Vec<usize>,
+    /// Squeeze ratio of the channel attention (channels / reduction hidden units).
+    pub attention_reduction: usize,
+    pub latent_dim: usize,
+    /// How the latent vector is reshaped for the U-Net: [channels, height, width].
+    pub latent_shape: [usize; 3],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnetConfig {
+    /// Channels of each resolution level, from the latent resolution downwards.
+    pub channels: Vec<usize>,
+    /// Residual blocks in each down level.
+    pub down_blocks: Vec<usize>,
+    /// Residual blocks in each up level (after its transposed conv).
+    pub up_blocks: Vec<usize>,
+    /// Self-attention after the residual blocks of each level (down and up).
+    pub attention: Vec<bool>,
+    pub mid_attention: bool,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub time_dim: usize,
+    /// GroupNorm groups (capped by the channel count of each norm).
+    pub groups: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BetaSchedule {
+    Linear,
+    Cosine,
+    Quadratic,
+    Sigmoid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffusionConfig {
+    pub timesteps: usize,
+    pub schedule: BetaSchedule,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    /// Scale latents to unit variance with training-set statistics.
+    pub standardize_latents: bool,
+    /// EMA decay of the U-Net weights used for sampling; 0 disables EMA.
+    pub ema_decay: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerKind {
+    Ddpm,
+    Ddim,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VarianceKind {
+    /// σ² = β_t (the seed's choice).
+    Beta,
+    /// σ² = β̃_t, the true posterior variance.
+    Posterior,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingConfig {
+    pub sampler: SamplerKind,
+    /// DDIM steps (ignored by DDPM, which walks every timestep).
+    pub steps: usize,
+    pub eta: f64,
+    pub variance: VarianceKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    Constant,
+    /// Cosine decay to 0 over the stage, after `warmup_steps` of linear warm-up.
+    Cosine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageTraining {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub lr_schedule: LrSchedule,
+    pub warmup_steps: usize,
+    /// Clip the global gradient norm to this value; 0 disables clipping.
+    pub grad_clip: f64,
+    /// Stop the stage after this many steps in total (0 = run every epoch);
+    /// lets tests and quick looks run a few dozen steps.
+    pub max_steps: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Save a checkpoint every this many steps (0 = only at the end of each stage).
+    pub every_steps: usize,
+    /// Read the loss back from the device every this many steps (fewer host syncs).
+    pub log_every: usize,
+    /// Test images scored after each autoencoder epoch (0 = the whole test split).
+    pub eval_images: usize,
+}
+
+/// A configuration problem, naming its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {origin} is not valid TOML for latentlab: {message}")]
+    Parse { origin: String, message: String },
+    #[error("unknown preset '{0}'; available presets: {1}")]
+    UnknownPreset(String, String),
+    #[error("--set {0}: {1}")]
+    Override(String, String),
+    #[error("config {origin} has {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// The presets shipped with latentlab, embedded so the binary works anywhere.
+pub const PRESETS: &[(&str, &str)] = &[
+    ("seed", include_str!("../presets/seed.toml")),
+    ("quick", include_str!("../presets/quick.toml")),
+    ("fashion", include_str!("../presets/fashion.toml")),
+    ("cosine", include_str!("../presets/cosine.toml")),
+    ("large", include_str!("../presets/large.toml")),
+];
+
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|(n, _)| *n).collect()
+}
+
+impl ExperimentConfig {
+    pub fn preset(name: &str) -> Result<Self, ConfigError> {
+        let text = PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| ConfigError::UnknownPreset(name.into(), preset_names().join(", ")))?;
+        Self::from_toml(text, &format!("preset '{name}'"))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.into(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config always serialises")
+    }
+
+    /// Apply `key=value` overrides such as `diffusion_training.epochs=3`.
+    /// The value is parsed as TOML (falling back to a string), then the whole
+    /// document is re-read so types and unknown keys are checked as usual.
+    pub fn apply_override(&mut self, assignment: &str) -> Result<(), ConfigError> {
+        let err = |m: &str| ConfigError::Override(assignment.into(), m.into());
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| err("expected key=value, e.g. ae_training.epochs=3"))?;
+        let key = key.trim();
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", raw.trim()))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+        let mut doc = toml::Value::try_from(&*self).map_err(|e| err(&e.to_string()))?;
+        let mut slot = &mut doc;
+        let parts: Vec<&str> = key.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let table = slot
+                .as_table_mut()
+                .ok_or_else(|| err(&format!("'{}' is not a section", parts[..i].join("."))))?;
+            if !table.contains_key(*part) {
+                return Err(err(&format!("unknown key '{key}'")));
+            }
+            slot = table.get_mut(*part).expect("checked above");
+        }
+        *slot = value;
+        *self = doc
+            .try_into()
+            .map_err(|e: toml::de::Error| err(&e.to_string().trim().replace('\n', " ")))?;
+        Ok(())
+    }
+
+    /// Every problem with this config; empty when it can be trained.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            p.push(Problem {
+                field: field.into(),
+                message,
+            })
+        };
+        let ae = &self.autoencoder;
+        if ae.channels.is_empty() || ae.channels.len() > 2 {
+            bad(
+                "autoencoder.channels",
+                "needs 1 or 2 levels (each halves 28×28: 14, then 7)".into(),
+            );
+        }
+        if ae.channels.contains(&0) {
+            bad("autoencoder.channels", "channel counts must be at least 1".into());
+        }
+        if ae.cabs_per_level.len() != ae.channels.len() {
+            bad(
+                "autoencoder.cabs_per_level",
+                format!("needs one entry per level ({})", ae.channels.len()),
+            );
+        }
+        if ae.attention_reduction == 0 {
+            bad("autoencoder.attention_reduction", "must be at least 1".into());
+        } else if ae.channels.iter().any(|&c| c / ae.attention_reduction == 0) {
+            bad(
+                "autoencoder.attention_reduction",
+                "is larger than a level's channel count".into(),
+            );
+        }
+        let [lc, lh, lw] = ae.latent_shape;
+        if ae.latent_dim == 0 {
+            bad("autoencoder.latent_dim", "must be at least 1".into());
+        }
+        if lc * lh * lw != ae.latent_dim {
+            bad(
+                "autoencoder.latent_shape",
+                format!(
+                    "{lc}×{lh}×{lw} = {} must equal latent_dim {}",
+                    lc * lh * lw,
+                    ae.latent_dim
+                ),
+            );
+        }
+        let u = &self.unet;
+        let levels = u.channels.len();
+        if levels == 0 {
+            bad("unet.channels", "needs at least one level".into());
+        }
+        if u.channels.contains(&0) {
+            bad("unet.channels", "channel counts must be at least 1".into());
+        }
+        for (name, len) in [
+            ("unet.down_blocks", u.down_blocks.len()),
+            ("unet.up_blocks", u.up_blocks.len()),
+            ("unet.attention", u.attention.len()),
+        ] {
+            if len != levels {
+                bad(name, format!("needs one entry per level ({levels})"));
+            }
+        }
+        if levels > 0 {
+            let factor = 1usize << (levels - 1);
+            if lh % factor != 0 || lw % factor != 0 {
+                bad(
+                    "unet.channels",
+                    format!(
+                        "{levels} levels halve the latent {lh}×{lw} {} times; it must divide by {factor}",
+                        levels - 1
+                    ),
+                );
+            }
+        }
+        if u.heads == 0 || u.head_dim == 0 {
+            bad("unet.heads", "heads and head_dim must be at least 1".into());
+        }
+        if u.time_dim < 4 || u.time_dim % 2 != 0 {
+            bad("unet.time_dim", "must be an even number ≥ 4".into());
+        }
+        if u.groups == 0 {
+            bad("unet.groups", "must be at least 1".into());
+        } else {
+            for &c in &u.channels {
+                let g = u.groups.min(c);
+                if c % g != 0 {
+                    bad(
+                        "unet.groups",
+                        format!("{c} channels do not split into {g} groups"),
+                    );
+                }
+            }
+        }
+        let d = &self.diffusion;
+        if d.timesteps < 2 || d.timesteps > 100_000 {
+            bad("diffusion.timesteps", "must be between 2 and 100000".into());
+        }
+        if !(d.beta_start > 0.0 && d.beta_start < d.beta_end && d.beta_end < 1.0) {
+            bad(
+                "diffusion.beta_start",
+                "need 0 < beta_start < beta_end < 1".into(),
+            );
+        }
+        if !(0.0..1.0).contains(&d.ema_decay) {
+            bad("diffusion.ema_decay", "must be in [0, 1) (0 disables EMA)".into());
+        }
+        let s = &self.sampling;
+        if s.steps == 0 || s.steps > d.timesteps {
+            bad(
+                "sampling.steps",
+                format!("must be between 1 and timesteps ({})", d.timesteps),
+            );
+        }
+        if !(0.0..=1.0).contains(&s.eta) {
+            bad("sampling.eta", "must be in [0, 1]".into());
+        }
+        for (name, t) in [
+            ("ae_training", &self.ae_training),
+            ("diffusion_training", &self.diffusion_training),
+        ] {
+            if t.epochs == 0 {
+                bad(&format!("{name}.epochs"), "must be at least 1".into());
+            }
+            if t.batch_size == 0 || t.batch_size > 8192 {
+                bad(&format!("{name}.batch_size"), "must be between 1 and 8192".into());
+            }
+            if !(t.lr > 0.0 && t.lr < 1.0) {
+                bad(&format!("{name}.lr"), "must be in (0, 1)".into());
+            }
+            if !(t.grad_clip >= 0.0) || !t.grad_clip.is_finite() {
+                bad(
+                    &format!("{name}.grad_clip"),
+                    "must be ≥ 0 (0 disables clipping)".into(),
+                );
+            }
+        }
+        if self.checkpoint.log_every == 0 {
+            bad("checkpoint.log_every", "must be at least 1".into());
+        }
+        p
+    }
+
+    /// Parse, apply overrides, and validate in one go.
+    pub fn load(
+        preset: Option<&str>,
+        file: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let (mut cfg, origin) = match (preset, file) {
+            (_, Some(path)) => (Self::from_file(path)?, path.display().to_string()),
+            (Some(name), None) => (Self::preset(name)?, format!("preset '{name}'")),
+            (None, None) => (Self::preset("quick")?, "preset 'quick'".to_string()),
+        };
+        for o in overrides {
+            cfg.apply_override(o)?;
+        }
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid { origin, problems })
+        }
+    }
+}

@@ -1,0 +1,9 @@
+use clap::Parser;
+
+fn main() {
+    let cli = latentlab::cli::Cli::parse();
+    if let Err(e) = latentlab::cli::run(cli) {
+        eprintln!("error: {}", e.message);
+        std::process::exit(e.code);
+    }
+}

@@ -1,0 +1,182 @@
+//! Inference with trained models: reconstruct and score test images, sample
+//! and decode latents. Used by the trainer's per-epoch previews and by the
+//! `sample`, `eval` and `denoise` commands.
+
+use std::path::Path;
+
+use burn::prelude::*;
+
+use crate::config::ExperimentConfig;
+use crate::diffusion::sampler::{self, Cancelled, SampleRequest, to_vec};
+use crate::diffusion::NoiseSchedule;
+use crate::metrics::ImageMetrics;
+use crate::model::{Autoencoder, Unet};
+use crate::train::checkpoint::{CheckpointError, RunDir, TrainState};
+use crate::train::events::{DecodedFrame, EvalSummary};
+
+pub const SIDE: usize = 28;
+pub const PIXELS: usize = SIDE * SIDE;
+/// Images per forward pass when evaluating: bounds memory, keeps batches large.
+const CHUNK: usize = 500;
+
+/// Reconstructions, latents and per-image metrics of a set of images.
+pub struct Reconstruction {
+    pub images: Vec<f32>,
+    pub latents: Vec<f32>,
+    pub metrics: Vec<ImageMetrics>,
+}
+
+impl Reconstruction {
+    pub fn summary(&self) -> EvalSummary {
+        let n = self.metrics.len().max(1) as f64;
+        let mean = |f: fn(&ImageMetrics) -> f64| self.metrics.iter().map(f).sum::<f64>() / n;
+        EvalSummary {
+            // Identical images have infinite PSNR; cap it so a mean stays finite.
+            psnr: self.metrics.iter().map(|m| m.psnr.min(100.0)).sum::<f64>() / n,
+            ssim: mean(|m| m.ssim),
+            ssim_gaussian: mean(|m| m.ssim_gaussian),
+            images: self.metrics.len(),
+        }
+    }
+}
+
+/// Reconstruct the first `count` images of `images` ([N,1,28,28] on the
+/// autoencoder's device) and score them against `pixels` (host copy).
+pub fn reconstruct(
+    ae: &Autoencoder,
+    images: &Tensor<4>,
+    pixels: &[f32],
+    count: usize,
+) -> Reconstruction {
+    let mut out = Reconstruction {
+        images: Vec::with_capacity(count * PIXELS),
+        latents: Vec::new(),
+        metrics: Vec::with_capacity(count),
+    };
+    for start in (0..count).step_by(CHUNK) {
+        let len = CHUNK.min(count - start);
+        let batch = images.clone().narrow(0, start, len);
+        let latents = ae.encode(batch);
+        out.latents.extend(to_vec(latents.clone()));
+        out.images.extend(to_vec(ae.decode(latents)));
+    }
+    for i in 0..count {
+        let range = i * PIXELS..(i + 1) * PIXELS;
+        out.metrics.push(ImageMetrics::compute(
+            &pixels[range.clone()],
+            &out.images[range],
+            SIDE,
+            SIDE,
+        ));
+    }
+    out
+}
+
+/// Decode latents given in the diffusion's (scaled) space into images.
+pub fn decode_scaled(ae: &Autoencoder, latents: &[f32], scale: f32, device: &Device) -> Vec<f32> {
+    let latent_dim = ae.latent_dim();
+    let n = latents.len() / latent_dim;
+    let mut out = Vec::with_capacity(n * PIXELS);
+    for start in (0..n).step_by(CHUNK) {
+        let len = CHUNK.min(n - start);
+        let chunk = latents[start * latent_dim..(start + len) * latent_dim].to_vec();
+        let t = Tensor::<2>::from_data(TensorData::new(chunk, [len, latent_dim]), device)
+            .div_scalar(scale);
+        out.extend(to_vec(ae.decode(t)));
+    }
+    out
+}
+
+/// Trained models loaded from a run directory for inference.
+pub struct LatentDiffusion {
+    pub cfg: ExperimentConfig,
+    pub state: TrainState,
+    pub ae: Autoencoder,
+    pub unet: Unet,
+    pub schedule: NoiseSchedule,
+    pub device: Device,
+}
+
+impl LatentDiffusion {
+    /// Load the autoencoder and the U-Net (its EMA weights when the run
+    /// kept them) from `dir`'s last checkpoint.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, CheckpointError> {
+        let (run, cfg, state) = RunDir::open(dir)?;
+        let state = state.ok_or_else(|| CheckpointError::Invalid {
+            path: dir.to_path_buf(),
+            message: "has no checkpoint yet; train it first (latentlab train --run-dir DIR)"
+                .into(),
+        })?;
+        let ae = run.load_module(Autoencoder::new(&cfg.autoencoder, device), "autoencoder")?;
+        let in_channels = cfg.autoencoder.latent_shape[0];
+        let name = if run.path("unet_ema.bpk").exists() { "unet_ema" } else { "unet" };
+        let unet = run.load_module(Unet::new(&cfg.unet, in_channels, device), name)?;
+        Ok(Self {
+            schedule: NoiseSchedule::new(&cfg.diffusion),
+            cfg,
+            state,
+            ae,
+            unet,
+            device: device.clone(),
+        })
+    }
+
+    /// A sampling request from the run's own sampling settings.
+    pub fn default_request(&self, n: usize, seed: u64) -> SampleRequest {
+        let s = &self.cfg.sampling;
+        SampleRequest {
+            n,
+            sampler: s.sampler,
+            steps: s.steps,
+            eta: s.eta,
+            variance: s.variance,
+            seed,
+            capture: sampler::Capture::None,
+            initial: None,
+        }
+    }
+
+    /// Sample and decode: images [n·784] in [0, 1], plus decoded frames.
+    pub fn generate(
+        &self,
+        req: &SampleRequest,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(Vec<f32>, Vec<DecodedFrame>), Cancelled> {
+        generate(
+            &self.ae,
+            &self.unet,
+            &self.schedule,
+            self.cfg.autoencoder.latent_shape,
+            self.state.latent_scale,
+            req,
+            &self.device,
+            progress,
+        )
+    }
+}
+
+/// Sample latents with `unet`, then decode the result and any captured frames.
+#[allow(clippy::too_many_arguments)]
+pub fn generate(
+    ae: &Autoencoder,
+    unet: &Unet,
+    schedule: &NoiseSchedule,
+    latent_shape: [usize; 3],
+    scale: f32,
+    req: &SampleRequest,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<(Vec<f32>, Vec<DecodedFrame>), Cancelled> {
+    let out = sampler::sample(unet, schedule, latent_shape, req, device, progress)?;
+    let images = decode_scaled(ae, &to_vec(out.latents), scale, device);
+    let frames = out
+        .frames
+        .into_iter()
+        .map(|f| DecodedFrame {
+            t: f.t,
+            x_t: decode_scaled(ae, &f.x_t, scale, device),
+            x0_pred: decode_scaled(ae, &f.x0_pred, scale, device),
+        })
+        .collect();
+    Ok((images, frames))
+}

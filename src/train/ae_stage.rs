@@ -1,0 +1,157 @@
+//! Stage 1: train the autoencoder on images with an MSE reconstruction loss.
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+
+use super::checkpoint::CheckpointParts;
+use super::events::{Event, Stage};
+use super::trainer::{
+    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, adam, epoch_order, index_tensor, lr_at,
+    mse, report_progress,
+};
+use crate::model::{Autoencoder, Unet};
+use crate::pipeline;
+
+/// Images shown in the reconstruction grid of each epoch.
+const GRID_IMAGES: usize = 16;
+
+/// Train (or continue training) the autoencoder; returns it on the plain
+/// device once the stage is complete.
+pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
+    let cfg = ctx.cfg.clone();
+    let ad = ctx.device.clone().autodiff();
+    ctx.device.seed(cfg.seed);
+    let mut ae = Autoencoder::new(&cfg.autoencoder, &ad);
+    let resuming = ctx.state.ae_step > 0 || ctx.state.ae_done;
+    if resuming {
+        ae = ctx.run.load_module(ae, "autoencoder")?;
+    }
+    if ctx.state.ae_done {
+        return Ok((ae.valid(), Outcome::Finished));
+    }
+    let mut optim = adam(&cfg.ae_training);
+    if resuming {
+        optim = ctx.run.load_optim(optim, "autoencoder")?;
+    }
+    let plan = Plan::new(&cfg.ae_training, ctx.data.train_len);
+    let mut losses = LossBuffer::new(Stage::Autoencoder);
+    let mut order = Vec::new();
+    let mut order_epoch = usize::MAX;
+    let mut epoch_start = std::time::Instant::now();
+    let mut step = ctx.state.ae_step;
+    while step < plan.total_steps {
+        let epoch = plan.epoch_of(step);
+        if epoch != order_epoch {
+            order = epoch_order(cfg.seed, Stage::Autoencoder, epoch, ctx.data.train_len);
+            order_epoch = epoch;
+        }
+        let b = step % plan.steps_per_epoch;
+        let idx = &order[b * plan.batch_size..((b + 1) * plan.batch_size).min(order.len())];
+        let batch = ctx
+            .data
+            .train
+            .clone()
+            .select(0, index_tensor(idx, &ctx.device))
+            .autodiff();
+        let loss = mse(ae.forward(batch.clone()), batch);
+        let grads = GradientsParams::from_grads(loss.backward(), &ae);
+        ae = optim.step(lr_at(&cfg.ae_training, step, plan.total_steps), ae, grads);
+        step += 1;
+        losses.push(step, loss, idx.len());
+        ctx.state.ae_step = step;
+
+        let epoch_done = plan.ends_epoch(step);
+        if losses.len() >= cfg.checkpoint.log_every || epoch_done {
+            let rate = losses.flush(ctx)?;
+            report_progress(ctx, Stage::Autoencoder, &plan, step, rate);
+        }
+        if epoch_done {
+            let seconds = epoch_start.elapsed().as_secs_f64();
+            evaluate(ctx, &ae.valid(), epoch + 1, step, losses.take_mean(), seconds)?;
+            epoch_start = std::time::Instant::now();
+        }
+        let control = ctx.between_steps();
+        let periodic = cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps == 0;
+        if control != Control::Continue || periodic {
+            losses.flush(ctx)?;
+            save(ctx, &ae, Some(&optim))?;
+        }
+        if control == Control::Stop {
+            return Ok((ae.valid(), Outcome::Stopped));
+        }
+    }
+    ctx.state.ae_done = true;
+    ctx.state.stage = Stage::Diffusion;
+    save(ctx, &ae, None)?;
+    ctx.emit(Event::StageFinished {
+        stage: Stage::Autoencoder,
+    });
+    Ok((ae.valid(), Outcome::Finished))
+}
+
+pub fn save(
+    ctx: &mut Ctx,
+    ae: &Autoencoder,
+    optim: Option<&burn::optim::ModuleOptimizer>,
+) -> Result<(), TrainError> {
+    let path = ctx.run.save::<Autoencoder, Unet>(CheckpointParts {
+        state: &ctx.state,
+        autoencoder: ae,
+        ae_optim: optim,
+        unet: None,
+        unet_optim: None,
+        unet_ema: None,
+    })?;
+    ctx.emit(Event::CheckpointSaved {
+        stage: Stage::Autoencoder,
+        step: ctx.state.ae_step,
+        path: path.clone(),
+    });
+    ctx.last_checkpoint = Some(path);
+    Ok(())
+}
+
+/// Score reconstructions of the test split and report the epoch.
+fn evaluate(
+    ctx: &Ctx,
+    ae: &Autoencoder,
+    epoch: usize,
+    step: usize,
+    mean_loss: f64,
+    seconds: f64,
+) -> Result<(), TrainError> {
+    let wanted = ctx.cfg.checkpoint.eval_images;
+    let count = if wanted == 0 { ctx.data.test_len } else { wanted.min(ctx.data.test_len) };
+    let rec = pipeline::reconstruct(ae, &ctx.data.test, &ctx.data.test_pixels, count);
+    let summary = rec.summary();
+    let grid = GRID_IMAGES.min(count) * pipeline::PIXELS;
+    ctx.emit(Event::Reconstructions {
+        epoch,
+        originals: ctx.data.test_pixels[..grid].to_vec(),
+        reconstructions: rec.images[..grid].to_vec(),
+        metrics: rec.metrics[..GRID_IMAGES.min(count)].to_vec(),
+        mean: summary,
+    });
+    ctx.emit(Event::Latents {
+        epoch,
+        dim: ctx.cfg.autoencoder.latent_dim,
+        latents: rec.latents,
+        labels: ctx.data.test_labels[..count].to_vec(),
+    });
+    ctx.log(
+        "epochs.jsonl",
+        &[serde_json::json!({
+            "stage": Stage::Autoencoder, "epoch": epoch, "step": step, "mean_loss": mean_loss,
+            "seconds": seconds, "psnr": summary.psnr, "ssim": summary.ssim,
+            "ssim_gaussian": summary.ssim_gaussian, "test_images": summary.images,
+        })],
+    )?;
+    ctx.emit(Event::EpochSummary {
+        stage: Stage::Autoencoder,
+        epoch,
+        mean_loss,
+        seconds,
+        eval: Some(summary),
+    });
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! The run directory: config, checkpoints and logs of one experiment.
+//!
+//! ```text
+//! RUN/config.toml          the experiment, as trained
+//! RUN/losses.jsonl         one line per step: {"stage","step","loss"}
+//! RUN/epochs.jsonl         one line per epoch with mean loss and metrics
+//! RUN/checkpoint/          the last complete checkpoint:
+//!     state.json               counters, latent scale, backend
+//!     autoencoder.bpk/.safetensors, autoencoder.optim.bpk
+//!     unet.bpk/.safetensors, unet.optim.bpk, unet_ema.bpk/.safetensors
+//! ```
+//!
+//! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in
+//! with renames, so a crash mid-save leaves the previous one intact. The
+//! `.bpk` files (burnpack) keep parameter ids, which the optimizer state is
+//! keyed by; the `.safetensors` files carry PyTorch-style names and layouts
+//! for use outside latentlab.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+
+use super::events::Stage;
+use crate::config::ExperimentConfig;
+
+pub const STATE_VERSION: u32 = 1;
+
+/// Counters and scalars that, with the weights, let a run continue exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainState {
+    pub version: u32,
+    pub stage: Stage,
+    /// Optimizer steps done in each stage.
+    pub ae_step: usize,
+    pub diffusion_step: usize,
+    pub ae_done: bool,
+    pub diffusion_done: bool,
+    /// Multiply encoder latents by this before diffusion (1 when not standardised).
+    pub latent_scale: f32,
+    pub backend: String,
+}
+
+impl TrainState {
+    pub fn fresh(backend: &str) -> Self {
+        Self {
+            version: STATE_VERSION,
+            stage: Stage::Autoencoder,
+            ae_step: 0,
+            diffusion_step: 0,
+            ae_done: false,
+            diffusion_done: false,
+            latent_scale: 1.0,
+            backend: backend.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |e| CheckpointError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Write `bytes` to `path` via a temporary sibling and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// What a checkpoint holds; the optimizers and diffusion parts are absent
+/// when that stage has not started.
+pub struct CheckpointParts<'a, A: Module, U: Module> {
+    pub state: &'a TrainState,
+    pub autoencoder: &'a A,
+    pub ae_optim: Option<&'a ModuleOptimizer>,
+    pub unet: Option<&'a U>,
+    pub unet_optim: Option<&'a ModuleOptimizer>,
+    pub unet_ema: Option<&'a U>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Start a new run in `root` (created if needed). Refuses a directory
+    /// that already holds a checkpoint: resume it or choose another.
+    pub fn create(root: &Path, cfg: &ExperimentConfig) -> Result<Self, CheckpointError> {
+        let run = Self {
+            root: root.to_path_buf(),
+        };
+        if run.checkpoint_dir().exists() || run.root.join("config.toml").exists() {
+            return Err(CheckpointError::Invalid {
+                path: root.to_path_buf(),
+                message: "already holds a run; continue it with `latentlab train --resume DIR` \
+                          or pass another --run-dir"
+                    .into(),
+            });
+        }
+        fs::create_dir_all(root).map_err(io_err(root))?;
+        write_atomic(&run.root.join("config.toml"), cfg.to_toml().as_bytes())?;
+        Ok(run)
+    }
+
+    /// Open an existing run: its config and the state of its last checkpoint
+    /// (None when it has none yet).
+    pub fn open(
+        root: &Path,
+    ) -> Result<(Self, ExperimentConfig, Option<TrainState>), CheckpointError> {
+        let run = Self {
+            root: root.to_path_buf(),
+        };
+        let cfg_path = root.join("config.toml");
+        if !cfg_path.exists() {
+            return Err(CheckpointError::Invalid {
+                path: root.to_path_buf(),
+                message: "is not a latentlab run directory (no config.toml); pass the --run-dir \
+                          that `latentlab train` wrote"
+                    .into(),
+            });
+        }
+        let cfg = ExperimentConfig::from_file(&cfg_path).map_err(|e| CheckpointError::Invalid {
+            path: cfg_path.clone(),
+            message: e.to_string(),
+        })?;
+        run.recover_interrupted_swap()?;
+        let state_path = run.checkpoint_dir().join("state.json");
+        let state = if state_path.exists() {
+            let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+            let state: TrainState =
+                serde_json::from_str(&text).map_err(|e| CheckpointError::Invalid {
+                    path: state_path.clone(),
+                    message: format!("unreadable checkpoint state ({e})"),
+                })?;
+            if state.version != STATE_VERSION {
+                return Err(CheckpointError::Invalid {
+                    path: state_path,
+                    message: format!(
+                        "checkpoint format {} is not supported by this latentlab (expects {STATE_VERSION})",
+                        state.version
+                    ),
+                });
+            }
+            Some(state)
+        } else {
+            None
+        };
+        Ok((run, cfg, state))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.root.join("checkpoint")
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.checkpoint_dir().join(file)
+    }
+
+    /// A save interrupted between its two renames leaves `checkpoint.old`
+    /// and a finished `checkpoint.tmp`; finish or undo it.
+    fn recover_interrupted_swap(&self) -> Result<(), CheckpointError> {
+        let (cur, tmp, old) = self.swap_paths();
+        if !cur.exists() && old.exists() {
+            let from = if tmp.join("state.json").exists() { &tmp } else { &old };
+            fs::rename(from, &cur).map_err(io_err(&cur))?;
+        }
+        Ok(())
+    }
+
+    fn swap_paths(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.checkpoint_dir(),
+            self.root.join("checkpoint.tmp"),
+            self.root.join("checkpoint.old"),
+        )
+    }
+
+    pub fn save<A: Module, U: Module>(
+        &self,
+        parts: CheckpointParts<'_, A, U>,
+    ) -> Result<PathBuf, CheckpointError> {
+        let (cur, tmp, old) = self.swap_paths();
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        save_module(parts.autoencoder, &tmp, "autoencoder")?;
+        if let Some(opt) = parts.ae_optim {
+            save_optim(opt, &tmp.join("autoencoder.optim.bpk"))?;
+        }
+        if let Some(unet) = parts.unet {
+            save_module(unet, &tmp, "unet")?;
+        }
+        if let Some(opt) = parts.unet_optim {
+            save_optim(opt, &tmp.join("unet.optim.bpk"))?;
+        }
+        if let Some(ema) = parts.unet_ema {
+            save_module(ema, &tmp, "unet_ema")?;
+        }
+        // state.json last: a directory without it is never taken as complete.
+        let state = serde_json::to_string_pretty(parts.state).expect("state serialises");
+        write_atomic(&tmp.join("state.json"), state.as_bytes())?;
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        }
+        if cur.exists() {
+            fs::rename(&cur, &old).map_err(io_err(&cur))?;
+        }
+        fs::rename(&tmp, &cur).map_err(io_err(&cur))?;
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        }
+        Ok(cur)
+    }
+
+    /// Load `name.bpk` from the checkpoint into `module` (built from the
+    /// run's config), with a clear error on a missing, truncated or
+    /// mismatched file.
+    pub fn load_module<M: Module>(&self, module: M, name: &str) -> Result<M, CheckpointError> {
+        let path = self.path(&format!("{name}.bpk"));
+        if !path.exists() {
+            return Err(CheckpointError::Invalid {
+                path,
+                message: format!("the checkpoint has no {name} weights (was that stage trained?)"),
+            });
+        }
+        module.try_load_file(&path).map_err(|e| CheckpointError::Invalid {
+            path,
+            message: format!(
+                "cannot load these weights ({e}); the file is damaged or was written for a \
+                 different model configuration than config.toml describes"
+            ),
+        })
+    }
+
+    pub fn load_optim(
+        &self,
+        optim: ModuleOptimizer,
+        name: &str,
+    ) -> Result<ModuleOptimizer, CheckpointError> {
+        let path = self.path(&format!("{name}.optim.bpk"));
+        optim.load(&path).map_err(|e| CheckpointError::Invalid {
+            path,
+            message: format!("cannot load the optimizer state ({e})"),
+        })
+    }
+
+    /// Append JSON lines to one of the run's logs.
+    pub fn append_log<T: Serialize>(&self, file: &str, rows: &[T]) -> Result<(), CheckpointError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let path = self.root.join(file);
+        let mut text = String::new();
+        for row in rows {
+            text.push_str(&serde_json::to_string(row).expect("log rows serialise"));
+            text.push('\n');
+        }
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.write_all(text.as_bytes()).map_err(io_err(&path))
+    }
+
+    /// Drop log lines written after the checkpoint a resumed run starts
+    /// from, so the log shows one continuous curve.
+    pub fn truncate_log(
+        &self,
+        file: &str,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<(), CheckpointError> {
+        let path = self.root.join(file);
+        if !path.exists() {
+            return Ok(());
+        }
+        let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+        let kept: String = text
+            .lines()
+            .filter(|l| serde_json::from_str(l).map(|v| keep(&v)).unwrap_or(false))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write_atomic(&path, kept.as_bytes())
+    }
+}
+
+fn save_module<M: Module>(module: &M, dir: &Path, name: &str) -> Result<(), CheckpointError> {
+    let bpk = dir.join(format!("{name}.bpk"));
+    module
+        .clone()
+        .save_file(&bpk)
+        .map_err(|e| CheckpointError::Io {
+            path: bpk.clone(),
+            message: e.to_string(),
+        })?;
+    let st = dir.join(format!("{name}.safetensors"));
+    let mut store = SafetensorsStore::from_file(&st)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .metadata("format", "pt")
+        .overwrite(true);
+    module.save_into(&mut store).map_err(|e| CheckpointError::Io {
+        path: st,
+        message: e.to_string(),
+    })
+}
+
+fn save_optim(optim: &ModuleOptimizer, path: &Path) -> Result<(), CheckpointError> {
+    optim.save(path).map_err(|e| CheckpointError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}

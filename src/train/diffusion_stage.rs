@@ -1,0 +1,223 @@
+//! Stage 2: train the U-Net to predict the noise added to latents of the
+//! frozen encoder (ε-prediction, MSE).
+
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+use super::checkpoint::CheckpointParts;
+use super::events::{Event, Stage};
+use super::trainer::{
+    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, adam, epoch_order, index_tensor, lr_at,
+    mse, report_progress,
+};
+use crate::config::SamplerKind;
+use crate::diffusion::sampler::{Capture, SampleRequest, to_vec};
+use crate::diffusion::NoiseSchedule;
+use crate::model::params::ema_update;
+use crate::model::{Autoencoder, Unet};
+use crate::pipeline;
+use crate::rng::Rng;
+
+/// Samples generated after each epoch to show progress.
+const PREVIEW_SAMPLES: usize = 16;
+/// The preview uses DDIM with at most this many steps, whatever the run's sampler.
+const PREVIEW_STEPS: usize = 50;
+
+pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
+    let cfg = ctx.cfg.clone();
+    let [c, h, w] = cfg.autoencoder.latent_shape;
+    let dim = c * h * w;
+    let latents = encode_all(ae, &ctx.data.train);
+    if ctx.state.diffusion_step == 0 && !ctx.state.diffusion_done {
+        ctx.state.latent_scale = if cfg.diffusion.standardize_latents {
+            unit_variance_scale(&to_vec(latents.clone()))
+        } else {
+            1.0
+        };
+    }
+    let latents = latents.mul_scalar(ctx.state.latent_scale);
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+
+    let ad = ctx.device.clone().autodiff();
+    ctx.device.seed(cfg.seed.wrapping_add(1));
+    let mut unet = Unet::new(&cfg.unet, c, &ad);
+    let mut optim = adam(&cfg.diffusion_training);
+    let resuming = ctx.state.diffusion_step > 0 || ctx.state.diffusion_done;
+    if resuming {
+        unet = ctx.run.load_module(unet, "unet")?;
+        if !ctx.state.diffusion_done {
+            optim = ctx.run.load_optim(optim, "unet")?;
+        }
+    }
+    let use_ema = cfg.diffusion.ema_decay > 0.0;
+    let mut ema = use_ema.then(|| unet.valid());
+    if resuming && use_ema {
+        ema = Some(ctx.run.load_module(unet.valid(), "unet_ema")?);
+    }
+    if ctx.state.diffusion_done {
+        return Ok(Outcome::Finished);
+    }
+
+    let plan = Plan::new(&cfg.diffusion_training, ctx.data.train_len);
+    let mut losses = LossBuffer::new(Stage::Diffusion);
+    let mut order = Vec::new();
+    let mut order_epoch = usize::MAX;
+    let mut epoch_start = std::time::Instant::now();
+    let mut step = ctx.state.diffusion_step;
+    while step < plan.total_steps {
+        let epoch = plan.epoch_of(step);
+        if epoch != order_epoch {
+            order = epoch_order(cfg.seed, Stage::Diffusion, epoch, ctx.data.train_len);
+            order_epoch = epoch;
+        }
+        let b = step % plan.steps_per_epoch;
+        let idx = &order[b * plan.batch_size..((b + 1) * plan.batch_size).min(order.len())];
+        let n = idx.len();
+        let x0 = latents
+            .clone()
+            .select(0, index_tensor(idx, &ctx.device))
+            .reshape([n, c, h, w]);
+        // Timesteps and noise come from a stream keyed by the step, so a
+        // resumed run draws exactly what an uninterrupted one would.
+        let mut rng = Rng::derive(cfg.seed ^ (step as u64).wrapping_mul(0xA24B_AED4_963E_E407), "noise");
+        let ts: Vec<usize> = (0..n).map(|_| rng.below(schedule.len())).collect();
+        let noise = Tensor::<4>::from_data(TensorData::new(rng.normals(n * dim), [n, c, h, w]), &ctx.device);
+        let coef = |f: &dyn Fn(f64) -> f64| {
+            let v: Vec<f32> = ts.iter().map(|&t| f(schedule.alpha_bars[t]) as f32).collect();
+            Tensor::<4>::from_data(TensorData::new(v, [n, 1, 1, 1]), &ctx.device)
+        };
+        let x_t = x0 * coef(&|ab| ab.sqrt()) + noise.clone() * coef(&|ab| (1.0 - ab).sqrt());
+        let loss = mse(unet.forward(x_t.autodiff(), &ts), noise.autodiff());
+        let grads = GradientsParams::from_grads(loss.backward(), &unet);
+        unet = optim.step(lr_at(&cfg.diffusion_training, step, plan.total_steps), unet, grads);
+        if let Some(e) = ema.take() {
+            ema = Some(ema_update(e, &unet, cfg.diffusion.ema_decay));
+        }
+        step += 1;
+        losses.push(step, loss, n);
+        ctx.state.diffusion_step = step;
+
+        let epoch_done = plan.ends_epoch(step);
+        if losses.len() >= cfg.checkpoint.log_every || epoch_done {
+            let rate = losses.flush(ctx)?;
+            report_progress(ctx, Stage::Diffusion, &plan, step, rate);
+        }
+        if epoch_done {
+            let seconds = epoch_start.elapsed().as_secs_f64();
+            let sampler_net = ema.clone().unwrap_or_else(|| unet.valid());
+            finish_epoch(ctx, ae, &sampler_net, &schedule, epoch + 1, step, losses.take_mean(), seconds)?;
+            epoch_start = std::time::Instant::now();
+        }
+        let control = ctx.between_steps();
+        let periodic = cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps == 0;
+        if control != Control::Continue || periodic {
+            losses.flush(ctx)?;
+            save(ctx, ae, &unet, Some(&optim), ema.as_ref())?;
+        }
+        if control == Control::Stop {
+            return Ok(Outcome::Stopped);
+        }
+    }
+    ctx.state.diffusion_done = true;
+    save(ctx, ae, &unet, Some(&optim), ema.as_ref())?;
+    ctx.emit(Event::StageFinished {
+        stage: Stage::Diffusion,
+    });
+    Ok(Outcome::Finished)
+}
+
+/// Encode every training image once with the frozen encoder.
+fn encode_all(ae: &Autoencoder, images: &Tensor<4>) -> Tensor<2> {
+    let n = images.dims()[0];
+    let chunks: Vec<Tensor<2>> = (0..n)
+        .step_by(1000)
+        .map(|s| ae.encode(images.clone().narrow(0, s, 1000.min(n - s))))
+        .collect();
+    Tensor::cat(chunks, 0)
+}
+
+/// 1/σ over every latent coordinate, so scaled latents have unit variance
+/// (the scale factor of latent diffusion models).
+pub fn unit_variance_scale(latents: &[f32]) -> f32 {
+    let n = latents.len().max(1) as f64;
+    let mean = latents.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = latents.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    if var > 0.0 { (1.0 / var.sqrt()) as f32 } else { 1.0 }
+}
+
+fn save(
+    ctx: &mut Ctx,
+    ae: &Autoencoder,
+    unet: &Unet,
+    optim: Option<&ModuleOptimizer>,
+    ema: Option<&Unet>,
+) -> Result<(), TrainError> {
+    let path = ctx.run.save(CheckpointParts {
+        state: &ctx.state,
+        autoencoder: ae,
+        ae_optim: None,
+        unet: Some(unet),
+        unet_optim: optim,
+        unet_ema: ema,
+    })?;
+    ctx.emit(Event::CheckpointSaved {
+        stage: Stage::Diffusion,
+        step: ctx.state.diffusion_step,
+        path: path.clone(),
+    });
+    ctx.last_checkpoint = Some(path);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_epoch(
+    ctx: &Ctx,
+    ae: &Autoencoder,
+    unet: &Unet,
+    schedule: &NoiseSchedule,
+    epoch: usize,
+    step: usize,
+    mean_loss: f64,
+    seconds: f64,
+) -> Result<(), TrainError> {
+    ctx.log(
+        "epochs.jsonl",
+        &[serde_json::json!({
+            "stage": Stage::Diffusion, "epoch": epoch, "step": step, "mean_loss": mean_loss, "seconds": seconds,
+        })],
+    )?;
+    ctx.emit(Event::EpochSummary {
+        stage: Stage::Diffusion,
+        epoch,
+        mean_loss,
+        seconds,
+        eval: None,
+    });
+    let req = SampleRequest {
+        n: PREVIEW_SAMPLES,
+        sampler: SamplerKind::Ddim,
+        steps: PREVIEW_STEPS.min(schedule.len()),
+        eta: 0.0,
+        variance: ctx.cfg.sampling.variance,
+        seed: ctx.cfg.seed,
+        capture: Capture::All,
+        initial: None,
+    };
+    let (images, frames) = pipeline::generate(
+        ae,
+        unet,
+        schedule,
+        ctx.cfg.autoencoder.latent_shape,
+        ctx.state.latent_scale,
+        &req,
+        &ctx.device,
+        &mut |_, _| true,
+    )
+    .map_err(|e| TrainError::Other(e.to_string()))?;
+    ctx.emit(Event::Samples {
+        epoch,
+        images,
+        frames,
+    });
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Two-stage training: the autoencoder, then diffusion in its latent space.
+
+pub mod ae_stage;
+pub mod checkpoint;
+pub mod diffusion_stage;
+pub mod events;
+pub mod trainer;
+pub mod worker;
+
+pub use events::{Command, Event, Stage};
+pub use worker::{Start, TrainJob, Worker};

@@ -1,0 +1,328 @@
+//! What both training stages share: the run context, command handling
+//! between steps, batched loss read-back, learning-rate schedule and the
+//! device-resident dataset.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::prelude::*;
+use crossbeam_channel::{Receiver, Sender};
+use serde::Serialize;
+
+use super::checkpoint::{CheckpointError, RunDir, TrainState};
+use super::events::{Command, Event, Progress, Stage};
+use crate::config::{ExperimentConfig, LrSchedule, StageTraining};
+use crate::data::Dataset;
+use crate::rng::Rng;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "the {stage} loss became {value} at step {step}; training stopped. The last good \
+         checkpoint is kept — lower the learning rate or enable grad_clip and resume"
+    )]
+    NonFinite {
+        stage: &'static str,
+        step: usize,
+        value: f32,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How a training run ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Stopped,
+}
+
+/// The images of both splits, resident on the device so a batch is a gather
+/// by index with no host→device copy of pixels.
+pub struct DeviceData {
+    pub train: Tensor<4>,
+    pub test: Tensor<4>,
+    pub train_len: usize,
+    pub test_len: usize,
+    pub test_pixels: Vec<f32>,
+    pub test_labels: Vec<u8>,
+}
+
+impl DeviceData {
+    pub fn new(data: &Dataset, device: &Device) -> Self {
+        let side = data.rows;
+        let upload = |pixels: &[u8]| {
+            let n = pixels.len() / (side * side);
+            Tensor::<4>::from_data(
+                TensorData::new(Dataset::to_f32(pixels), [n, 1, side, side]),
+                device,
+            )
+        };
+        Self {
+            train: upload(&data.train_images),
+            test: upload(&data.test_images),
+            train_len: data.train_len(),
+            test_len: data.test_len(),
+            test_pixels: Dataset::to_f32(&data.test_images),
+            test_labels: data.test_labels.clone(),
+        }
+    }
+}
+
+/// Everything a stage needs besides its models.
+pub struct Ctx {
+    pub cfg: ExperimentConfig,
+    pub run: RunDir,
+    pub state: TrainState,
+    /// The plain device; models train on `device.clone().autodiff()`.
+    pub device: Device,
+    pub data: DeviceData,
+    pub events: Sender<Event>,
+    pub commands: Receiver<Command>,
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+/// What the caller of `between_steps` must do next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Checkpoint,
+    Stop,
+}
+
+impl Ctx {
+    pub fn emit(&self, event: Event) {
+        // A watcher that went away must not stop training; the run dir keeps everything.
+        let _ = self.events.send(event);
+    }
+
+    /// Drain commands; while paused, block until resumed or stopped.
+    pub fn between_steps(&self) -> Control {
+        let mut control = Control::Continue;
+        let mut paused = false;
+        loop {
+            let cmd = if paused {
+                match self.commands.recv() {
+                    Ok(c) => c,
+                    Err(_) => return Control::Stop,
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(c) => c,
+                    Err(_) => return control,
+                }
+            };
+            match cmd {
+                Command::Pause if !paused => {
+                    paused = true;
+                    self.emit(Event::Paused);
+                }
+                Command::Resume if paused => {
+                    paused = false;
+                    self.emit(Event::Resumed);
+                }
+                Command::Stop => return Control::Stop,
+                Command::SaveCheckpoint => control = Control::Checkpoint,
+                _ => {}
+            }
+        }
+    }
+
+    pub fn log<T: Serialize>(&self, file: &str, rows: &[T]) -> Result<(), TrainError> {
+        Ok(self.run.append_log(file, rows)?)
+    }
+}
+
+/// Adam with PyTorch's defaults (ε = 1e-8) and optional per-parameter
+/// gradient-norm clipping.
+pub fn adam(t: &StageTraining) -> ModuleOptimizer {
+    let mut cfg = AdamConfig::new().with_epsilon(1e-8);
+    if t.grad_clip > 0.0 {
+        cfg = cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(t.grad_clip as f32)));
+    }
+    cfg.init()
+}
+
+/// Learning rate at `step` (0-based) of `total`: linear warm-up, then
+/// constant or cosine decay to zero. A pure function of the step, so a
+/// resumed run follows the same schedule.
+pub fn lr_at(t: &StageTraining, step: usize, total: usize) -> f64 {
+    if step < t.warmup_steps {
+        return t.lr * (step + 1) as f64 / t.warmup_steps as f64;
+    }
+    match t.lr_schedule {
+        LrSchedule::Constant => t.lr,
+        LrSchedule::Cosine => {
+            let span = total.saturating_sub(t.warmup_steps).max(1) as f64;
+            let progress = ((step - t.warmup_steps) as f64 / span).min(1.0);
+            t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
+}
+
+/// The stage's step plan: batches per epoch (the last one may be short, as
+/// with PyTorch's DataLoader) and total steps, capped by `max_steps`.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+}
+
+impl Plan {
+    pub fn new(t: &StageTraining, items: usize) -> Self {
+        let steps_per_epoch = items.div_ceil(t.batch_size);
+        let full = steps_per_epoch * t.epochs;
+        let total_steps = if t.max_steps > 0 { full.min(t.max_steps) } else { full };
+        Self {
+            steps_per_epoch,
+            total_steps,
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+        }
+    }
+
+    pub fn epoch_of(&self, step: usize) -> usize {
+        step / self.steps_per_epoch
+    }
+
+    /// Whether `step` (steps done) closes an epoch or the stage.
+    pub fn ends_epoch(&self, steps_done: usize) -> bool {
+        steps_done % self.steps_per_epoch == 0 || steps_done == self.total_steps
+    }
+}
+
+/// The shuffled order of one epoch: a pure function of seed, stage and
+/// epoch, so resuming mid-epoch sees the same batches.
+pub fn epoch_order(seed: u64, stage: Stage, epoch: usize, items: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items).collect();
+    Rng::derive(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), stage.name())
+        .shuffle(&mut order);
+    order
+}
+
+pub fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [indices.len()]), device)
+}
+
+/// Losses kept on the device until read back in one go every `log_every`
+/// steps: no per-step host round trip.
+pub struct LossBuffer {
+    stage: Stage,
+    pending: Vec<(usize, Tensor<1>)>,
+    window_start: Instant,
+    window_images: usize,
+    sum: f64,
+    count: usize,
+}
+
+#[derive(Serialize)]
+struct LossRow {
+    stage: Stage,
+    step: usize,
+    loss: f32,
+}
+
+impl LossBuffer {
+    pub fn new(stage: Stage) -> Self {
+        Self {
+            stage,
+            pending: Vec::new(),
+            window_start: Instant::now(),
+            window_images: 0,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Record the loss of step `step` (1-based count of steps done).
+    pub fn push(&mut self, step: usize, loss: Tensor<1>, images: usize) {
+        self.pending.push((step, loss.detach().inner()));
+        self.window_images += images;
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Read pending losses back, log and emit them; fails on NaN/inf.
+    /// Returns images/s over the window since the last flush.
+    pub fn flush(&mut self, ctx: &Ctx) -> Result<f64, TrainError> {
+        if self.pending.is_empty() {
+            return Ok(0.0);
+        }
+        let (steps, tensors): (Vec<usize>, Vec<Tensor<1>>) = self.pending.drain(..).unzip();
+        let values = crate::diffusion::sampler::to_vec(Tensor::cat(tensors, 0));
+        let elapsed = self.window_start.elapsed().as_secs_f64().max(1e-9);
+        let rate = self.window_images as f64 / elapsed;
+        self.window_start = Instant::now();
+        self.window_images = 0;
+        let points: Vec<(usize, f32)> = steps.into_iter().zip(values).collect();
+        if let Some(&(step, value)) = points.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(TrainError::NonFinite {
+                stage: self.stage.name(),
+                step,
+                value,
+            });
+        }
+        for &(_, v) in &points {
+            self.sum += v as f64;
+            self.count += 1;
+        }
+        let rows: Vec<LossRow> = points
+            .iter()
+            .map(|&(step, loss)| LossRow {
+                stage: self.stage,
+                step,
+                loss,
+            })
+            .collect();
+        ctx.log("losses.jsonl", &rows)?;
+        ctx.emit(Event::Losses {
+            stage: self.stage,
+            points,
+        });
+        Ok(rate)
+    }
+
+    /// Mean of the losses flushed since the last call (the epoch mean).
+    pub fn take_mean(&mut self) -> f64 {
+        let mean = if self.count == 0 {
+            f64::NAN
+        } else {
+            self.sum / self.count as f64
+        };
+        self.sum = 0.0;
+        self.count = 0;
+        mean
+    }
+}
+
+/// Emit a progress event for `done` of `plan.total_steps` steps.
+pub fn report_progress(ctx: &Ctx, stage: Stage, plan: &Plan, done: usize, rate: f64) {
+    let left = plan.total_steps.saturating_sub(done) as f64 * plan.batch_size as f64;
+    ctx.emit(Event::Progress(Progress {
+        stage,
+        epoch: (plan.epoch_of(done.saturating_sub(1)) + 1).min(plan.epochs),
+        epochs: plan.epochs,
+        step: done,
+        total_steps: plan.total_steps,
+        images_per_sec: rate,
+        eta_secs: if rate > 0.0 { left / rate } else { f64::NAN },
+    }));
+}
+
+/// Mean squared error as a one-element tensor.
+pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
+    (a - b).powi_scalar(2).mean()
+}

@@ -1,0 +1,190 @@
+//! Runs a whole experiment — both stages — and the thread it runs on.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use super::checkpoint::{RunDir, TrainState};
+use super::events::{Command, Event, Stage};
+use super::trainer::{Ctx, DeviceData, Outcome, TrainError};
+use super::{ae_stage, diffusion_stage};
+use crate::config::ExperimentConfig;
+use crate::data::Dataset;
+
+/// Where a run starts from.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// A new run in this directory (must not hold one already).
+    New(ExperimentConfig),
+    /// Continue the run in this directory from its last checkpoint.
+    Resume,
+}
+
+pub struct TrainJob {
+    pub run_dir: PathBuf,
+    pub start: Start,
+    pub device: Device,
+    pub backend_name: String,
+    pub data: Dataset,
+}
+
+/// Train both stages, reporting through `events`. Errors are returned (and
+/// not emitted), so callers decide how to show them.
+pub fn run(
+    job: TrainJob,
+    events: Sender<Event>,
+    commands: Receiver<Command>,
+) -> Result<Outcome, (TrainError, Option<PathBuf>)> {
+    let began = Instant::now();
+    let (run, cfg, state) = match &job.start {
+        Start::New(cfg) => (
+            RunDir::create(&job.run_dir, cfg).map_err(|e| (e.into(), None))?,
+            cfg.clone(),
+            None,
+        ),
+        Start::Resume => RunDir::open(&job.run_dir).map_err(|e| (e.into(), None))?,
+    };
+    let state = match state {
+        Some(s) => {
+            // Logs may run past the checkpoint when the previous run died:
+            // drop those lines so the curve continues seamlessly.
+            let (ae, diff) = (s.ae_step, s.diffusion_step);
+            for file in ["losses.jsonl", "epochs.jsonl"] {
+                run.truncate_log(file, |v| keep_row(v, ae, diff))
+                    .map_err(|e| (e.into(), None))?;
+            }
+            s
+        }
+        None => {
+            for file in ["losses.jsonl", "epochs.jsonl"] {
+                run.truncate_log(file, |_| false).map_err(|e| (e.into(), None))?;
+            }
+            TrainState::fresh(&job.backend_name)
+        }
+    };
+    let resumed_at = match (&job.start, state.stage) {
+        (Start::Resume, Stage::Autoencoder) => Some((Stage::Autoencoder, state.ae_step)),
+        (Start::Resume, Stage::Diffusion) => Some((Stage::Diffusion, state.diffusion_step)),
+        _ => None,
+    };
+    let checkpoint = resumed_at.map(|_| run.checkpoint_dir());
+    let _ = events.send(Event::RunStarted {
+        run_dir: job.run_dir.clone(),
+        config: Box::new(cfg.clone()),
+        backend: job.backend_name.clone(),
+        dataset: job.data.source.clone(),
+        train_images: job.data.train_len(),
+        test_images: job.data.test_len(),
+        resumed_at,
+    });
+    let mut ctx = Ctx {
+        data: DeviceData::new(&job.data, &job.device),
+        cfg,
+        run,
+        state,
+        device: job.device,
+        events: events.clone(),
+        commands,
+        last_checkpoint: checkpoint,
+    };
+    let result = (|| {
+        let (ae, outcome) = ae_stage::run(&mut ctx)?;
+        if outcome == Outcome::Stopped {
+            return Ok(outcome);
+        }
+        ctx.state.stage = Stage::Diffusion;
+        diffusion_stage::run(&mut ctx, &ae)
+    })();
+    match result {
+        Ok(Outcome::Finished) => {
+            let _ = events.send(Event::Finished {
+                run_dir: job.run_dir,
+                seconds: began.elapsed().as_secs_f64(),
+            });
+            Ok(Outcome::Finished)
+        }
+        Ok(Outcome::Stopped) => {
+            let _ = events.send(Event::Stopped {
+                checkpoint: ctx.last_checkpoint.clone(),
+            });
+            Ok(Outcome::Stopped)
+        }
+        Err(e) => Err((e, ctx.last_checkpoint)),
+    }
+}
+
+/// Whether a log row (losses or epochs) lies within the checkpoint: every
+/// row carries the stage and the stage's step count when it was written.
+fn keep_row(v: &serde_json::Value, ae_step: usize, diff_step: usize) -> bool {
+    let limit = match v.get("stage").and_then(|s| s.as_str()) {
+        Some("autoencoder") => ae_step,
+        Some("diffusion") => diff_step,
+        _ => return false,
+    };
+    v.get("step").and_then(|n| n.as_u64()).is_some_and(|n| n <= limit as u64)
+}
+
+/// A training run on its own thread. Panics inside the engine become a
+/// `Failed` event; the watcher never waits on the worker.
+pub struct Worker {
+    pub events: Receiver<Event>,
+    pub commands: Sender<Command>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn spawn(job: TrainJob) -> Self {
+        let (ev_tx, ev_rx) = unbounded();
+        let (cmd_tx, cmd_rx) = unbounded();
+        let handle = std::thread::Builder::new()
+            .name("latentlab-train".into())
+            .spawn(move || {
+                let tx = ev_tx.clone();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(job, ev_tx, cmd_rx)
+                }));
+                let failure = match outcome {
+                    Ok(Ok(_)) => None,
+                    Ok(Err((e, checkpoint))) => Some((e.to_string(), checkpoint)),
+                    Err(panic) => Some((
+                        format!("internal error in the training engine: {}", panic_message(&panic)),
+                        None,
+                    )),
+                };
+                if let Some((message, checkpoint)) = failure {
+                    let _ = tx.send(Event::Failed {
+                        message,
+                        checkpoint,
+                    });
+                }
+            })
+            .expect("spawning a thread");
+        Self {
+            events: ev_rx,
+            commands: cmd_tx,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Wait for the thread to end (after Finished/Stopped/Failed).
+    pub fn join(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
