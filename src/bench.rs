@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::{ExperimentConfig, SamplerKind, VarianceKind};
 use crate::diffusion::sampler::{Capture, SampleRequest, sample, to_vec};
 use crate::diffusion::NoiseSchedule;
+use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::rng::Rng;
 use crate::train::trainer::{adam, index_tensor, mse};
@@ -75,8 +76,7 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
         index_tensor(&idx, device)
     };
 
-    device.seed(cfg.seed);
-    let mut ae = Autoencoder::new(&cfg.autoencoder, &ad);
+    let mut ae = seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.autoencoder, &ad));
     let mut optim = adam(&cfg.ae_training);
     let ae_rate = time_steps(opts.seconds, || {
         let x = data.clone().select(0, batch_idx(&mut rng)).autodiff();
@@ -88,7 +88,7 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
 
     let frozen = ae.valid();
     let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let mut unet = Unet::new(&cfg.unet, c, &ad);
+    let mut unet = seeded(&ad, cfg.seed + 1, || Unet::new(&cfg.unet, c, &ad));
     let mut optim = adam(&cfg.diffusion_training);
     let unet_rate = time_steps(opts.seconds, || {
         let x0 = frozen

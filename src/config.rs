@@ -214,7 +214,7 @@ impl ExperimentConfig {
     }
 
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config always serialises")
+        toml::to_string(self).expect("config always serialises")
     }
 
     /// Apply `key=value` overrides such as `diffusion_training.epochs=3`.

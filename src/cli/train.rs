@@ -75,9 +75,11 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
 /// Print the event stream until the run ends.
 fn watch(worker: &Worker) -> Result<(), CliError> {
     let mut bar: Option<(Stage, ProgressBar)> = None;
+    // Print above the bar; without a terminal the bar is hidden and drops
+    // its println, so write the line directly (logs keep every epoch).
     let say = |bar: &Option<(Stage, ProgressBar)>, line: String| match bar {
-        Some((_, b)) => b.println(line),
-        None => eprintln!("{line}"),
+        Some((_, b)) if !b.is_hidden() => b.println(line),
+        _ => eprintln!("{line}"),
     };
     for event in worker.events.iter() {
         match event {

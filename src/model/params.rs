@@ -52,3 +52,22 @@ pub fn global_norm(tensors: &[Tensor<1>]) -> Option<Tensor<1>> {
         .reduce(|a, b| a + b)
         .map(|s| s.sqrt())
 }
+
+/// Burn draws initial weights from the backend's process-wide generator,
+/// and lazily, on a parameter's first use. Build a model under a lock,
+/// seeded, and touch every parameter before releasing it, so the weights
+/// depend on the seed alone — not on other threads or on call order.
+pub fn seeded<M: Module>(device: &Device, seed: u64, build: impl FnOnce() -> M) -> M {
+    static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    device.seed(seed);
+    let module = build();
+    module.visit(&mut Touch);
+    module
+}

@@ -9,6 +9,7 @@ use super::trainer::{
     Control, Ctx, LossBuffer, Outcome, Plan, TrainError, adam, epoch_order, index_tensor, lr_at,
     mse, report_progress,
 };
+use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
 
@@ -20,8 +21,7 @@ const GRID_IMAGES: usize = 16;
 pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
     let cfg = ctx.cfg.clone();
     let ad = ctx.device.clone().autodiff();
-    ctx.device.seed(cfg.seed);
-    let mut ae = Autoencoder::new(&cfg.autoencoder, &ad);
+    let mut ae = seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.autoencoder, &ad));
     let resuming = ctx.state.ae_step > 0 || ctx.state.ae_done;
     if resuming {
         ae = ctx.run.load_module(ae, "autoencoder")?;

@@ -13,7 +13,7 @@ use super::trainer::{
 use crate::config::SamplerKind;
 use crate::diffusion::sampler::{Capture, SampleRequest, to_vec};
 use crate::diffusion::NoiseSchedule;
-use crate::model::params::ema_update;
+use crate::model::params::{ema_update, seeded};
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
 use crate::rng::Rng;
@@ -39,8 +39,7 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
     let schedule = NoiseSchedule::new(&cfg.diffusion);
 
     let ad = ctx.device.clone().autodiff();
-    ctx.device.seed(cfg.seed.wrapping_add(1));
-    let mut unet = Unet::new(&cfg.unet, c, &ad);
+    let mut unet = seeded(&ad, cfg.seed.wrapping_add(1), || Unet::new(&cfg.unet, c, &ad));
     let mut optim = adam(&cfg.diffusion_training);
     let resuming = ctx.state.diffusion_step > 0 || ctx.state.diffusion_done;
     if resuming {

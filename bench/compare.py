@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Run `latentlab bench` and the PyTorch twin (bench/torch_twin.py) back to
+back with the same threads, batch sizes and seconds, and print the four
+throughputs of each with the ratio latentlab / PyTorch.
+
+  /opt/latentlab-torch/bin/python bench/compare.py --threads 2 --batches 64 --seconds 3
+
+Each latentlab row (one per backend:device it measured) is compared with the
+twin on the same kind of device (cpu or cuda); the twin runs once per device
+kind that appears.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+METRICS = [
+    ("ae_train_images_per_sec", "AE train"),
+    ("unet_train_images_per_sec", "U-Net train"),
+    ("ddim50_images_per_sec", "DDIM-50 sample"),
+    ("ddpm_images_per_sec", "DDPM-1000 sample"),
+]
+
+
+def load_avg() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def run_json(cmd: list[str]) -> list[dict]:
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        sys.exit(f"command failed with exit code {out.returncode}: {' '.join(cmd)}")
+    print(f"  ({time.perf_counter() - t0:.1f} s, load average {load_avg()})", file=sys.stderr, flush=True)
+    return json.loads(out.stdout)
+
+
+def device_kind(label: str, cuda_ok: bool) -> str:
+    """latentlab labels are 'backend:device' with device auto|cpu|cuda|cuda:N."""
+    dev = label.split(":", 1)[1] if ":" in label else "cpu"
+    if dev == "auto":
+        return "cuda" if cuda_ok else "cpu"
+    return "cuda" if dev.startswith("cuda") else "cpu"
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 100 else f"{v:.2f}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--latentlab", default=os.path.join(ROOT, "target", "release", "latentlab"))
+    p.add_argument("--backend", help="passed to latentlab (flex|tch); default: every backend it has")
+    p.add_argument("--device", help="passed to latentlab (tch: auto|cpu|cuda|cuda:N)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for both (0 = each one's default)")
+    p.add_argument("--batches", default="64,256")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--full", action="store_true", help="also DDPM with all 1,000 steps")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    args = p.parse_args()
+
+    if not os.access(args.latentlab, os.X_OK):
+        sys.exit(f"{args.latentlab}: no latentlab binary there; build it (cargo build --release) or pass --latentlab")
+    common = ["--threads", str(args.threads), "--batches", args.batches, "--seconds", str(args.seconds)]
+    if args.full:
+        common.append("--full")
+
+    ll_cmd = [args.latentlab]
+    if args.backend:
+        ll_cmd += ["--backend", args.backend]
+    if args.device:
+        ll_cmd += ["--device", args.device]
+    ll_cmd += ["bench", "--json"] + common
+    print(f"load average before: {load_avg()}", file=sys.stderr)
+    ll_rows = run_json(ll_cmd)
+
+    import torch  # only to know whether 'auto' means cuda for the twin
+
+    cuda_ok = torch.cuda.is_available()
+    twin = {}
+    for kind in sorted({device_kind(r["backend"], cuda_ok) for r in ll_rows}):
+        rows = run_json([sys.executable, os.path.join(HERE, "torch_twin.py"), "bench", "--json", "--device", kind] + common)
+        twin[kind] = {r["batch"]: r for r in rows}
+
+    out = []
+    for r in ll_rows:
+        t = twin[device_kind(r["backend"], cuda_ok)][r["batch"]]
+        row = {"latentlab": r["backend"], "torch": t["backend"], "batch": r["batch"], "threads": args.threads}
+        for key, _ in METRICS:
+            a, b = r.get(key), t.get(key)
+            row[key] = {"latentlab": a, "torch": b, "ratio": (a / b) if (a is not None and b) else None}
+        out.append(row)
+
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print()
+    print(f"{'measurement (images/s)':<22} {'batch':>5} {'latentlab':>18} {'PyTorch':>16} {'ratio':>7}")
+    for row in out:
+        for key, name in METRICS:
+            m = row[key]
+            if m["latentlab"] is None and m["torch"] is None:
+                continue
+            ratio = f"{m['ratio']:.2f}" if m["ratio"] is not None else "-"
+            left = f"{fmt(m['latentlab'])} ({row['latentlab']})"
+            right = f"{fmt(m['torch'])} ({row['torch']})"
+            print(f"{name:<22} {row['batch']:>5} {left:>18} {right:>16} {ratio:>7}")
+    print("\nratio = latentlab / PyTorch (above 1: latentlab is faster)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+//! Training behaviour on a tiny config and synthetic data: losses fall,
+//! runs repeat with a seed, checkpoints load back exactly, a stopped run
+//! resumes onto the same loss curve, and bad checkpoints are clear errors.
+
+mod common;
+
+use std::path::Path;
+
+use crossbeam_channel::unbounded;
+use latentlab::config::ExperimentConfig;
+use latentlab::pipeline::LatentDiffusion;
+use latentlab::train::trainer::Outcome;
+use latentlab::train::worker::{self, Start, TrainJob};
+use latentlab::train::{Command, Event, Stage, Worker};
+
+fn job(dir: &Path, cfg: Option<ExperimentConfig>) -> TrainJob {
+    TrainJob {
+        run_dir: dir.to_path_buf(),
+        start: cfg.map_or(Start::Resume, Start::New),
+        device: common::device(),
+        backend_name: "flex".into(),
+        data: common::synthetic_dataset(320, 40),
+    }
+}
+
+/// Train synchronously; returns the outcome and every event.
+fn train(dir: &Path, cfg: Option<ExperimentConfig>) -> (Outcome, Vec<Event>) {
+    let (tx, rx) = unbounded();
+    let (_cmd_tx, cmd_rx) = unbounded();
+    let outcome = worker::run(job(dir, cfg), tx, cmd_rx).map_err(|(e, _)| e.to_string()).unwrap();
+    (outcome, rx.try_iter().collect())
+}
+
+fn losses(events: &[Event], stage: Stage) -> Vec<(usize, f32)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Losses { stage: s, points } if *s == stage => Some(points.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn logged_losses(dir: &Path) -> Vec<(String, u64, f64)> {
+    std::fs::read_to_string(dir.join("losses.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["stage"].as_str().unwrap().to_string(),
+                v["step"].as_u64().unwrap(),
+                v["loss"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn mean(v: &[(usize, f32)]) -> f64 {
+    v.iter().map(|p| p.1 as f64).sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn both_losses_fall_and_the_run_reports_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, events) = train(dir.path(), Some(common::tiny_config()));
+    assert_eq!(outcome, Outcome::Finished);
+
+    // 320 images / batch 32 = 10 steps per epoch: 2 AE epochs, 3 diffusion epochs.
+    let ae = losses(&events, Stage::Autoencoder);
+    let diff = losses(&events, Stage::Diffusion);
+    assert_eq!(ae.iter().map(|p| p.0).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+    assert_eq!(diff.len(), 30);
+    assert!(mean(&ae[15..]) < 0.7 * mean(&ae[..5]), "AE loss {:?}", ae);
+    assert!(mean(&diff[24..]) < 0.85 * mean(&diff[..6]), "diffusion loss {:?}", diff);
+
+    let recon: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reconstructions { mean, originals, reconstructions, metrics, .. } => {
+                Some((*mean, originals.len(), reconstructions.len(), metrics.len()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recon.len(), 2, "one reconstruction report per AE epoch");
+    let (last, o, r, m) = recon[1];
+    assert_eq!((o, r, m), (16 * 784, 16 * 784, 16));
+    assert_eq!(last.images, 40, "the whole test split is scored");
+    assert!(last.ssim > recon[0].0.ssim - 0.05 && last.psnr > 5.0, "{last:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::Latents { dim: 16, labels, .. } if labels.len() == 40)));
+    let samples = events.iter().filter(|e| matches!(e, Event::Samples { .. })).count();
+    assert_eq!(samples, 3, "a preview per diffusion epoch");
+    assert!(matches!(events.last(), Some(Event::Finished { .. })));
+
+    // The log on disk holds the same curve the events carried.
+    let logged = logged_losses(dir.path());
+    assert_eq!(logged.len(), 50);
+    assert_eq!(logged[0].1, 1);
+    assert!((logged[0].2 - ae[0].1 as f64).abs() < 1e-6);
+    // The run samples after loading from disk.
+    let model = LatentDiffusion::load(dir.path(), &common::device()).unwrap();
+    let (images, _) = model.generate(&model.default_request(3, 1), &mut |_, _| true).unwrap();
+    assert_eq!(images.len(), 3 * 784);
+    assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn the_same_seed_repeats_the_same_losses() {
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.max_steps = 8;
+    cfg.diffusion_training.max_steps = 8;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    train(a.path(), Some(cfg.clone()));
+    train(b.path(), Some(cfg.clone()));
+    assert_eq!(logged_losses(a.path()), logged_losses(b.path()));
+    cfg.seed += 1;
+    let c = tempfile::tempdir().unwrap();
+    train(c.path(), Some(cfg));
+    assert_ne!(logged_losses(a.path()), logged_losses(c.path()));
+}
+
+#[test]
+fn a_stopped_run_resumes_onto_the_uninterrupted_curve() {
+    let mut cfg = common::tiny_config();
+    cfg.diffusion_training.epochs = 6;
+    cfg.diffusion.ema_decay = 0.9; // the EMA weights must survive the restart too
+    let whole = tempfile::tempdir().unwrap();
+    let (outcome, _) = train(whole.path(), Some(cfg.clone()));
+    assert_eq!(outcome, Outcome::Finished);
+
+    // Stop once the diffusion stage is under way; the worker stops between
+    // two steps, saves a checkpoint and says where.
+    let split = tempfile::tempdir().unwrap();
+    let worker = Worker::spawn(job(split.path(), Some(cfg)));
+    let mut stopped_at = None;
+    for event in worker.events.iter() {
+        match event {
+            Event::Losses { stage: Stage::Diffusion, .. } => worker.send(Command::Stop),
+            Event::Stopped { checkpoint } => {
+                assert!(checkpoint.is_some());
+                stopped_at = Some(());
+                break;
+            }
+            Event::Finished { .. } | Event::Failed { .. } => break,
+            _ => {}
+        }
+    }
+    worker.join();
+    assert!(stopped_at.is_some(), "the run stopped before finishing");
+    let partial = logged_losses(split.path());
+    assert!(partial.len() < logged_losses(whole.path()).len());
+
+    let (outcome, events) = train(split.path(), None);
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(events.iter().any(|e| matches!(e, Event::RunStarted { resumed_at: Some((Stage::Diffusion, _)), .. })));
+    let (a, b) = (logged_losses(whole.path()), logged_losses(split.path()));
+    assert_eq!(a.len(), b.len(), "one log line per step, no gaps or repeats");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.0, x.1), (&y.0, y.1));
+        assert!((x.2 - y.2).abs() <= 1e-6 * x.2.abs().max(1.0), "step {} of {}: {} vs {}", x.1, x.0, x.2, y.2);
+    }
+    // Same final weights: identical samples from both runs.
+    let device = common::device();
+    let sample = |dir: &Path| {
+        let m = LatentDiffusion::load(dir, &device).unwrap();
+        m.generate(&m.default_request(2, 5), &mut |_, _| true).unwrap().0
+    };
+    let (sa, sb) = (sample(whole.path()), sample(split.path()));
+    assert!(sa.iter().zip(&sb).all(|(x, y)| (x - y).abs() < 1e-5));
+}
+
+#[test]
+fn a_run_directory_is_not_overwritten_and_resume_needs_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.max_steps = 2;
+    cfg.diffusion_training.max_steps = 2;
+    train(dir.path(), Some(cfg.clone()));
+    let (tx, _rx) = unbounded();
+    let (_c, crx) = unbounded();
+    let err = worker::run(job(dir.path(), Some(cfg)), tx, crx).unwrap_err().0.to_string();
+    assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let (tx, _rx) = unbounded();
+    let (_c, crx) = unbounded();
+    let err = worker::run(job(empty.path(), None), tx, crx).unwrap_err().0.to_string();
+    assert!(err.contains("no config.toml"), "{err}");
+}
+
+#[test]
+fn damaged_or_mismatched_checkpoints_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.max_steps = 2;
+    cfg.diffusion_training.max_steps = 2;
+    train(dir.path(), Some(cfg));
+    let device = common::device();
+    assert!(LatentDiffusion::load(dir.path(), &device).is_ok());
+
+    // A config that no longer matches the weights.
+    let cfg_path = dir.path().join("config.toml");
+    let original = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut wider = ExperimentConfig::from_file(&cfg_path).unwrap();
+    wider.autoencoder.channels = vec![8, 24];
+    std::fs::write(&cfg_path, wider.to_toml()).unwrap();
+    let err = LatentDiffusion::load(dir.path(), &device).err().unwrap().to_string();
+    assert!(err.contains("autoencoder.bpk") && err.contains("different model configuration"), "{err}");
+    std::fs::write(&cfg_path, &original).unwrap();
+
+    // A truncated weights file.
+    let weights = dir.path().join("checkpoint/unet.bpk");
+    let bytes = std::fs::read(&weights).unwrap();
+    let ema = dir.path().join("checkpoint/unet_ema.bpk");
+    let _ = std::fs::remove_file(&ema);
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let err = LatentDiffusion::load(dir.path(), &device).err().unwrap().to_string();
+    assert!(err.contains("unet.bpk") && err.contains("damaged"), "{err}");
+}
+
+#[test]
+fn checkpoints_carry_pytorch_named_safetensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.max_steps = 1;
+    cfg.diffusion_training.max_steps = 1;
+    train(dir.path(), Some(cfg));
+    let bytes = std::fs::read(dir.path().join("checkpoint/autoencoder.safetensors")).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let to_latent = &header["to_latent.weight"];
+    // PyTorch's Linear layout is [out, in]: 16 latents from 16·7·7 features.
+    assert_eq!(to_latent["shape"], serde_json::json!([16, 784]));
+    assert_eq!(to_latent["dtype"], "F32");
+    assert!(header.get("encoder.0.cabs.0.attention.squeeze.weight").is_some());
+    let unet = std::fs::read(dir.path().join("checkpoint/unet.safetensors")).unwrap();
+    let len = u64::from_le_bytes(unet[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&unet[8..8 + len]).unwrap();
+    assert!(header.get("down.0.blocks.0.norm1.weight").is_some(), "GroupNorm gamma is named weight");
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_stage_with_a_clear_error() {
+    use burn::prelude::*;
+    use latentlab::train::checkpoint::{RunDir, TrainState};
+    use latentlab::train::trainer::{Ctx, DeviceData, LossBuffer, TrainError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_config();
+    let device = common::device();
+    let (events, rx) = unbounded();
+    let (_c, commands) = unbounded();
+    let ctx = Ctx {
+        run: RunDir::create(dir.path(), &cfg).unwrap(),
+        cfg,
+        state: TrainState::fresh("flex"),
+        data: DeviceData::new(&common::synthetic_dataset(10, 10), &device),
+        device: device.clone(),
+        events,
+        commands,
+        last_checkpoint: None,
+    };
+    let mut buffer = LossBuffer::new(Stage::Diffusion);
+    let value = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), &device);
+    buffer.push(1, value(0.5), 32);
+    buffer.flush(&ctx).unwrap();
+    buffer.push(2, value(0.4), 32);
+    buffer.push(3, value(f32::NAN), 32);
+    let err = buffer.flush(&ctx).unwrap_err();
+    assert!(matches!(err, TrainError::NonFinite { step: 3, stage: "diffusion", .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("last good checkpoint is kept") && message.contains("resume"), "{message}");
+    // Only the finite losses before the failure were reported.
+    let reported: Vec<_> = rx.try_iter().filter(|e| matches!(e, Event::Losses { .. })).collect();
+    assert_eq!(reported.len(), 1);
+}
