@@ -16,3 +16,5 @@ pub mod model;
 pub mod pipeline;
 pub mod rng;
 pub mod train;
+#[cfg(feature = "gui")]
+pub mod ui;

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod common;
 pub mod denoise;
 pub mod eval;
+pub mod gui;
 pub mod info;
 pub mod metrics;
 pub mod sample;
@@ -25,6 +26,8 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(flatten)]
     pub backend: BackendArgs,
+    #[command(flatten)]
+    pub window: gui::WindowArgs,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }
@@ -58,6 +61,12 @@ pub enum Cmd {
     Info(info::InfoArgs),
     /// Training and sampling throughput of every enabled backend.
     Bench(bench::BenchArgs),
+    /// Save a picture of one workbench panel (demo state) as PNG.
+    #[cfg(feature = "gui")]
+    Screenshot(gui::ScreenshotArgs),
+    /// Frame rate of the window while training, and training throughput with and without it.
+    #[cfg(feature = "gui")]
+    BenchUi(gui::BenchUiArgs),
 }
 
 #[derive(Debug)]
@@ -119,9 +128,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Cmd::Metrics(a)) => metrics::run(a),
         Some(Cmd::Info(a)) => info::run(a),
         Some(Cmd::Bench(a)) => bench::run(a, b),
-        None => Err(CliError::usage(
-            "no command given; try `latentlab train --preset quick` (see `latentlab --help`)",
-        )),
+        #[cfg(feature = "gui")]
+        Some(Cmd::Screenshot(a)) => gui::screenshot(a, &cli.window),
+        #[cfg(feature = "gui")]
+        Some(Cmd::BenchUi(a)) => gui::bench_ui(a, b),
+        // No sub-command opens the workbench.
+        None => gui::workbench(&cli.window, b),
     }
 }
 

@@ -6,6 +6,7 @@
 //! Images are single-channel, row-major `f32` slices with values nominally in
 //! `[0, 1]`; all arithmetic is done in `f64`.
 
+pub mod projection;
 pub mod psnr;
 pub mod ssim;
 

@@ -1,0 +1,167 @@
+//! The window-facing commands: the workbench (no sub-command), `screenshot`
+//! and `bench-ui`. Without the `gui` feature they say how to run headless.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{BackendArgs, CliError, ConfigArgs};
+
+/// Options of the workbench window (used when no sub-command is given).
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    /// Where the workbench keeps runs (default: the last one used, else ./runs).
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
+    /// Renderer of the window: glow (OpenGL, the default) or wgpu.
+    #[arg(long, value_name = "glow|wgpu", default_value = "glow")]
+    pub renderer: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ScreenshotArgs {
+    /// Panel to show: experiment, loss, reconstructions, latent, denoising or samples.
+    #[arg(long)]
+    pub panel: String,
+    /// PNG file to write.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchUiArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Seconds measured in each phase (after the warm-up).
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup: f64,
+    /// Phases to run, in order: headless, reactive, fps60, uncapped.
+    #[arg(long, value_delimiter = ',', default_values_t = ["headless".to_string(), "reactive".into(), "fps60".into(), "uncapped".into(), "headless".into()])]
+    pub phases: Vec<String>,
+    /// Run one phase in this process and print its result as JSON (used by the parent).
+    #[arg(long, hide = true)]
+    pub phase: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(not(feature = "gui"))]
+pub fn workbench(_: &WindowArgs, _: &BackendArgs) -> Result<(), CliError> {
+    Err(CliError::usage(
+        "this latentlab was built without the workbench window (feature `gui`); \
+         run headless with `latentlab train --preset quick`, or rebuild with default features",
+    ))
+}
+
+#[cfg(feature = "gui")]
+fn renderer(name: &str) -> Result<crate::ui::RendererChoice, CliError> {
+    match name {
+        "glow" => Ok(crate::ui::RendererChoice::Glow),
+        "wgpu" => Ok(crate::ui::RendererChoice::Wgpu),
+        other => Err(CliError::usage(format!("--renderer: unknown renderer '{other}'; use glow or wgpu"))),
+    }
+}
+
+#[cfg(feature = "gui")]
+pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
+    let renderer = renderer(&args.renderer)?;
+    if let Some(name) = &b.backend {
+        crate::backend::BackendKind::parse(name)?;
+    }
+    if let Ok(kind) = b.backend.as_deref().map_or(Ok(crate::backend::default_backend()), crate::backend::BackendKind::parse) {
+        crate::backend::set_threads(kind, b.threads);
+    }
+    let opts = crate::ui::AppOptions {
+        runs_dir: args.runs_dir.clone(),
+        ..Default::default()
+    };
+    let device = (b.device != "auto").then(|| b.device.clone());
+    crate::ui::run_workbench(opts, renderer, b.backend.clone(), device).map_err(CliError::failed)
+}
+
+#[cfg(feature = "gui")]
+pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliError> {
+    let names = crate::ui::Tab::ALL.map(|t| t.slug()).join(", ");
+    let panel = crate::ui::Tab::parse(&args.panel)
+        .ok_or_else(|| CliError::usage(format!("--panel: unknown panel '{}'; use one of {names}", args.panel)))?;
+    crate::ui::screenshot(panel, &args.out, args.force, renderer(&window.renderer)?).map_err(CliError::failed)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+#[cfg(feature = "gui")]
+pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
+    use crate::ui::bench::{self, Phase, PhaseResult};
+    match &args.phase {
+        Some(name) => {
+            let phase = Phase::parse(name).ok_or_else(|| CliError::usage(format!("--phase: unknown phase '{name}'")))?;
+            let c = &args.config;
+            let mut overrides: Vec<String> = bench::BENCH_OVERRIDES.iter().map(|s| s.to_string()).collect();
+            overrides.extend(c.overrides.iter().cloned());
+            let preset = c.preset.as_deref().or(if c.config.is_none() { Some("quick") } else { None });
+            let cfg = crate::config::ExperimentConfig::load(preset, c.config.as_deref(), &overrides)?;
+            let (kind, device) = super::common::device(b)?;
+            let located = crate::data::locate(cfg.dataset, None, false, &|_| {})?;
+            let data = crate::data::load(cfg.dataset, &located)?;
+            let inj = bench::injected(data, kind, device);
+            let r = match phase {
+                Phase::Headless => bench::run_headless(cfg, inj, args.warmup, args.seconds),
+                other => bench::run_window(other, cfg, inj, args.warmup, args.seconds),
+            }
+            .map_err(CliError::failed)?;
+            println!("{}", serde_json::to_string(&r).expect("results serialise"));
+            Ok(())
+        }
+        None => {
+            let exe = std::env::current_exe().map_err(|e| CliError::failed(e.to_string()))?;
+            let mut results: Vec<PhaseResult> = Vec::new();
+            for phase in &args.phases {
+                Phase::parse(phase).ok_or_else(|| CliError::usage(format!("--phases: unknown phase '{phase}'")))?;
+                eprintln!("bench-ui: phase {phase} ({:.0} s warm-up + {:.0} s)…", args.warmup, args.seconds);
+                let mut cmd = std::process::Command::new(&exe);
+                cmd.arg("bench-ui")
+                    .args(["--phase", phase])
+                    .args(["--seconds", &args.seconds.to_string()])
+                    .args(["--warmup", &args.warmup.to_string()])
+                    .args(["--device", &b.device, "--threads", &b.threads.to_string()]);
+                if let Some(name) = &b.backend {
+                    cmd.args(["--backend", name]);
+                }
+                if let Some(p) = &args.config.preset {
+                    cmd.args(["--preset", p]);
+                }
+                if let Some(f) = &args.config.config {
+                    cmd.arg("--config").arg(f);
+                }
+                for o in &args.config.overrides {
+                    cmd.args(["--set", o]);
+                }
+                let out = cmd.output().map_err(|e| CliError::failed(e.to_string()))?;
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let line = stdout.lines().rev().find(|l| l.starts_with('{'));
+                match line.and_then(|l| serde_json::from_str::<PhaseResult>(l).ok()) {
+                    Some(r) if out.status.success() => results.push(r),
+                    _ => {
+                        return Err(CliError::failed(format!(
+                            "phase {phase} failed: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        )));
+                    }
+                }
+            }
+            if args.json {
+                super::common::print_json(&serde_json::to_value(&results).expect("results serialise"));
+            } else {
+                print!("{}", bench::report(&results));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! The workbench's state and frame loop. Each frame drains the worker's
+//! events and the jobs' results with `try_recv` (never blocking), then draws
+//! the selected panel.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+use egui::ViewportCommand;
+
+use super::config_form::ConfigForm;
+use super::jobs::{JobResult, Jobs, LocatedData};
+use super::session::{Outcome, RunState, Session};
+use super::settings::{Settings, Tab};
+use super::widgets::TexCache;
+use super::{denoising, experiment, latent, loss, reconstructions, samples, work};
+use crate::backend::{self, BackendKind};
+use crate::config::ExperimentConfig;
+use crate::data::{Dataset, DatasetKind};
+use crate::train::checkpoint::RunDir;
+use crate::train::{Command, Start, TrainJob, Worker};
+
+/// A dataset and device given by the caller (tests, benchmarks), so that
+/// nothing is located or downloaded.
+#[derive(Clone)]
+pub struct Injected {
+    pub data: Dataset,
+    pub device: Device,
+    pub backend: String,
+}
+
+pub struct AppOptions {
+    /// Overrides the persisted runs directory.
+    pub runs_dir: Option<PathBuf>,
+    /// Use native file dialogs when they can open (off in tests).
+    pub dialogs: bool,
+    pub injected: Option<Injected>,
+    /// Fill the panels with demo data (screenshots, snapshot tests).
+    pub demo: bool,
+    /// Ignore persisted settings (tests, screenshots).
+    pub fresh_settings: bool,
+    /// Repaint at this interval while training (None: 100 ms, reactive).
+    pub repaint: Option<Duration>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            runs_dir: None,
+            dialogs: true,
+            injected: None,
+            demo: false,
+            fresh_settings: false,
+            repaint: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+}
+
+/// Frame timing, for the UI benchmark.
+#[derive(Debug, Default, Clone)]
+pub struct FrameStats {
+    pub last: Option<Instant>,
+    pub intervals: Vec<f32>,
+    pub ui_times: Vec<f32>,
+}
+
+struct Pending {
+    start: Start,
+    run_dir: PathBuf,
+    kind: DatasetKind,
+}
+
+pub struct App {
+    pub settings: Settings,
+    pub config: ExperimentConfig,
+    pub form: ConfigForm,
+    pub session: Session,
+    pub jobs: Jobs,
+    pub messages: Vec<Message>,
+    pub textures: TexCache,
+    pub loss: loss::LossView,
+    pub recon: reconstructions::ReconView,
+    pub latent: latent::LatentView,
+    pub denoise: denoising::DenoiseView,
+    pub samples: samples::SamplesView,
+    pub experiment: experiment::ExperimentView,
+    pub frame_stats: FrameStats,
+    pub opts: AppOptions,
+    worker: Option<Worker>,
+    pending: Option<Pending>,
+    /// The last dataset loaded, kept for restarts: (kind, data dir, data).
+    pub(super) data: Option<(DatasetKind, Option<PathBuf>, Arc<LocatedData>)>,
+    closing: bool,
+    pub overwrite: Option<(PathBuf, Arc<Vec<u8>>)>,
+    ticket: u64,
+}
+
+impl App {
+    pub fn new(cc: &eframe::CreationContext<'_>, opts: AppOptions) -> Self {
+        let settings = if opts.fresh_settings {
+            Settings::default()
+        } else {
+            Settings::load(cc.storage)
+        };
+        Self::with_settings(settings, Some(cc.egui_ctx.clone()), opts)
+    }
+
+    pub fn with_settings(mut settings: Settings, ctx: Option<egui::Context>, opts: AppOptions) -> Self {
+        if let Some(dir) = &opts.runs_dir {
+            settings.runs_dir = dir.clone();
+        }
+        let config = ExperimentConfig::from_toml(&settings.config_toml, "saved settings")
+            .or_else(|_| ExperimentConfig::preset(&settings.preset))
+            .or_else(|_| ExperimentConfig::preset("quick"))
+            .expect("the quick preset parses");
+        let mut app = Self {
+            form: ConfigForm::from_config(&config),
+            config,
+            session: Session::default(),
+            jobs: Jobs::new(ctx),
+            messages: Vec::new(),
+            textures: TexCache::default(),
+            loss: Default::default(),
+            recon: Default::default(),
+            latent: Default::default(),
+            denoise: Default::default(),
+            samples: Default::default(),
+            experiment: Default::default(),
+            frame_stats: FrameStats::default(),
+            worker: None,
+            pending: None,
+            data: None,
+            closing: false,
+            overwrite: None,
+            ticket: 0,
+            settings,
+            opts,
+        };
+        if app.opts.demo {
+            super::demo::fill(&mut app);
+        } else {
+            app.refresh_data_preview();
+            work::list_runs(&app.jobs, app.settings.runs_dir.clone());
+            for dir in app.settings.overlay.clone() {
+                work::load_curves(&app.jobs, dir);
+            }
+        }
+        app
+    }
+
+    pub fn next_ticket(&mut self) -> u64 {
+        self.ticket += 1;
+        self.ticket
+    }
+
+    pub fn info(&mut self, text: impl Into<String>) {
+        self.push_message(text.into(), false);
+    }
+
+    pub fn error(&mut self, text: impl Into<String>) {
+        self.push_message(text.into(), true);
+    }
+
+    fn push_message(&mut self, text: String, error: bool) {
+        self.messages.retain(|m| m.text != text);
+        self.messages.push(Message { text, error });
+        if self.messages.len() > 6 {
+            self.messages.remove(0);
+        }
+    }
+
+    pub fn training(&self) -> bool {
+        self.worker.is_some() || self.pending.is_some()
+    }
+
+    /// The device for sampling and decoding in the window.
+    pub fn device(&self) -> Result<Device, String> {
+        if let Some(inj) = &self.opts.injected {
+            return Ok(inj.device.clone());
+        }
+        let kind = BackendKind::parse(&self.settings.backend).map_err(|e| e.to_string())?;
+        backend::select(kind, &self.settings.device).map_err(|e| e.to_string())
+    }
+
+    fn backend_name(&self) -> String {
+        match &self.opts.injected {
+            Some(inj) => inj.backend.clone(),
+            None => self.settings.backend.clone(),
+        }
+    }
+
+    /// Test image `i` of the dataset in use, as [0, 1] floats.
+    pub fn test_image(&self, i: usize) -> Option<Vec<f32>> {
+        let data = match (&self.opts.injected, &self.data) {
+            (Some(inj), _) => &inj.data,
+            (None, Some((_, _, located))) => &located.data,
+            _ => return None,
+        };
+        data.test_image(i).map(Dataset::to_f32)
+    }
+
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        let d = self.settings.data_dir.trim();
+        (!d.is_empty()).then(|| PathBuf::from(d))
+    }
+
+    pub fn refresh_data_preview(&mut self) {
+        if self.opts.injected.is_none() {
+            self.experiment.data_preview = None;
+            work::preview_data(&self.jobs, self.config.dataset, self.data_dir());
+        }
+    }
+
+    /// The default folder for exports.
+    pub fn export_dir(&self) -> PathBuf {
+        super::export::default_dir(self.session.run_dir.as_deref(), &self.settings.runs_dir)
+    }
+
+    pub fn export(&mut self, req: super::export::ExportRequest) {
+        let dir = self.export_dir();
+        super::export::export(&self.jobs, req, dir, self.opts.dialogs);
+    }
+
+    /// A fresh run directory for `name` under the runs directory.
+    fn new_run_dir(&self, name: &str) -> PathBuf {
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let base = self
+            .settings
+            .runs_dir
+            .join(format!("{safe}-{}", crate::cli::train::utc_stamp()));
+        let mut dir = base.clone();
+        let mut k = 2;
+        while dir.exists() {
+            dir = PathBuf::from(format!("{}-{k}", base.display()));
+            k += 1;
+        }
+        dir
+    }
+
+    pub fn start_new(&mut self) {
+        if self.training() {
+            return;
+        }
+        if !self.form.problems(&self.config).is_empty() {
+            self.error("fix the highlighted settings before starting");
+            return;
+        }
+        let run_dir = self.new_run_dir(&self.config.name);
+        let kind = self.config.dataset;
+        self.begin(Start::New(self.config.clone()), run_dir, kind);
+    }
+
+    pub fn resume_from(&mut self, dir: &Path) {
+        if self.training() {
+            return;
+        }
+        match RunDir::open(dir) {
+            Ok((_, cfg, Some(_))) => self.begin(Start::Resume, dir.to_path_buf(), cfg.dataset),
+            Ok((_, _, None)) => self.error(format!(
+                "{} has no checkpoint yet; nothing to resume",
+                dir.display()
+            )),
+            Err(e) => self.error(e.to_string()),
+        }
+    }
+
+    fn begin(&mut self, start: Start, run_dir: PathBuf, kind: DatasetKind) {
+        let pending = Pending {
+            start,
+            run_dir,
+            kind,
+        };
+        if let Some(inj) = &self.opts.injected {
+            let data = inj.data.clone();
+            self.spawn_worker(pending, data);
+            return;
+        }
+        let dir = self.data_dir();
+        if let Some((k, d, data)) = &self.data
+            && *k == kind
+            && *d == dir
+        {
+            let data = data.data.clone();
+            self.spawn_worker(pending, data);
+            return;
+        }
+        self.session.state = RunState::LoadingData;
+        self.session.status = format!("Loading {}…", kind.display_name());
+        self.pending = Some(pending);
+        work::load_data(&self.jobs, kind, dir);
+    }
+
+    fn spawn_worker(&mut self, p: Pending, data: Dataset) {
+        let device = match self.device() {
+            Ok(d) => d,
+            Err(e) => {
+                self.session.state = RunState::Idle;
+                self.error(e);
+                return;
+            }
+        };
+        self.session.state = RunState::Running;
+        self.session.status = format!("Starting {}…", p.run_dir.display());
+        self.worker = Some(Worker::spawn(TrainJob {
+            run_dir: p.run_dir,
+            start: p.start,
+            device,
+            backend_name: self.backend_name(),
+            data,
+        }));
+    }
+
+    pub fn command(&mut self, c: Command) {
+        if let Some(w) = &self.worker {
+            if c == Command::Stop {
+                self.session.state = RunState::Stopping;
+                self.session.status = "Stopping: saving a checkpoint…".into();
+            }
+            w.send(c);
+        }
+    }
+
+    /// Drain everything that arrived since the last frame; never blocks.
+    pub fn poll(&mut self, ctx: &egui::Context) {
+        let mut ended = false;
+        if let Some(w) = &self.worker {
+            let mut events = Vec::new();
+            let mut gone = false;
+            loop {
+                match w.events.try_recv() {
+                    Ok(ev) => events.push(ev),
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        gone = true;
+                        break;
+                    }
+                }
+            }
+            for ev in events {
+                match self.session.apply(ev) {
+                    Outcome::Nothing => {}
+                    Outcome::Ended => ended = true,
+                    Outcome::Failed(m) => {
+                        ended = true;
+                        self.error(m);
+                    }
+                }
+            }
+            // The channel disconnects once the worker thread has dropped its sender.
+            if !ended && gone {
+                ended = true;
+                self.session.state = RunState::Idle;
+                self.error("the training thread ended without a word");
+            }
+        }
+        if ended {
+            // The thread is finishing on its own; dropping the handle detaches it.
+            self.worker = None;
+            work::list_runs(&self.jobs, self.settings.runs_dir.clone());
+            if self.closing {
+                ctx.send_viewport_cmd(ViewportCommand::Close);
+            }
+        }
+        while let Some(r) = self.jobs.try_recv() {
+            self.on_job(r);
+        }
+    }
+
+    fn on_job(&mut self, r: JobResult) {
+        match r {
+            JobResult::DataReady(located) => {
+                let located = Arc::new(*located);
+                if located.subset {
+                    self.info(format!("offline MNIST subset in use: {}", located.description));
+                }
+                self.experiment.data_preview = Some((located.description.clone(), located.subset));
+                if let Some(p) = self.pending.take() {
+                    self.data = Some((p.kind, self.data_dir(), located.clone()));
+                    self.spawn_worker(p, located.data.clone());
+                }
+            }
+            JobResult::DataPreview { description, subset } => {
+                self.experiment.data_preview = Some((description, subset));
+            }
+            JobResult::Failed { what, message } => {
+                if what == "data" && self.pending.take().is_some() {
+                    self.session.state = RunState::Idle;
+                    self.session.status = "Could not load the dataset".into();
+                }
+                self.denoise.on_failed(&what);
+                self.samples.on_failed(&what);
+                self.error(format!("{what}: {message}"));
+            }
+            JobResult::Progress { what, done, total } => {
+                self.denoise.progress = (what == "sampling").then_some((done, total));
+                self.samples.progress = (what == "sampling").then_some((done, total));
+            }
+            JobResult::Projection { .. } => latent::on_result(self, r),
+            JobResult::Decoded { .. } => latent::on_result(self, r),
+            JobResult::Generated { ticket, .. } if ticket == self.denoise.ticket => {
+                denoising::on_result(self, r)
+            }
+            JobResult::Generated { .. } | JobResult::Interpolated { .. } => {
+                samples::on_result(self, r)
+            }
+            JobResult::RunsListed(runs) => self.loss.runs = runs,
+            JobResult::RunCurves { dir, curves } => {
+                self.loss.overlays.insert(dir, *curves);
+            }
+            JobResult::PickedFolder(dir) => {
+                self.settings.resume_dir = dir.display().to_string();
+            }
+            JobResult::ExportWritten(path) => self.info(format!("Exported to {}", path.display())),
+            JobResult::ExportExists { path, bytes } => self.overwrite = Some((path, bytes)),
+            JobResult::ExportCancelled => self.info("Export cancelled"),
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.strong("latentlab");
+            ui.separator();
+            for tab in Tab::ALL {
+                ui.selectable_value(&mut self.settings.tab, tab, tab.title());
+            }
+            ui.separator();
+            experiment::compact_progress(self, ui);
+        });
+    }
+
+    fn messages(&mut self, ui: &mut egui::Ui) {
+        let mut dismiss = None;
+        for (i, m) in self.messages.iter().enumerate() {
+            ui.horizontal(|ui| {
+                if ui.small_button("x").on_hover_text("Dismiss").clicked() {
+                    dismiss = Some(i);
+                }
+                if m.error {
+                    super::widgets::problem(ui, &m.text);
+                } else {
+                    ui.label(&m.text);
+                }
+            });
+        }
+        if let Some(i) = dismiss {
+            self.messages.remove(i);
+        }
+    }
+
+    fn overwrite_prompt(&mut self, ctx: &egui::Context) {
+        let Some((path, _)) = &self.overwrite else {
+            return;
+        };
+        let text = format!("{} already exists. Replace it?", path.display());
+        let mut choice = None;
+        egui::Modal::new(egui::Id::unique("overwrite")).show(ctx, |ui| {
+            ui.label(text);
+            ui.horizontal(|ui| {
+                if ui.button("Replace").clicked() {
+                    choice = Some(true);
+                }
+                if ui.button("Keep the existing file").clicked() {
+                    choice = Some(false);
+                }
+            });
+        });
+        match choice {
+            Some(true) => {
+                if let Some((path, bytes)) = self.overwrite.take() {
+                    super::export::overwrite(&self.jobs, path, bytes);
+                }
+            }
+            Some(false) => {
+                self.overwrite = None;
+                self.info("Export cancelled; the existing file was kept");
+            }
+            None => {}
+        }
+    }
+
+    /// Closing while training: stop (which saves a checkpoint) and close
+    /// once the worker confirms.
+    fn handle_close(&mut self, ctx: &egui::Context) {
+        if !ctx.input(|i| i.viewport().close_requested()) {
+            return;
+        }
+        if self.worker.is_some() {
+            ctx.send_viewport_cmd(ViewportCommand::CancelClose);
+            if !self.closing {
+                self.closing = true;
+                self.command(Command::Stop);
+                self.info("Saving a checkpoint before closing…");
+            }
+        }
+    }
+
+    /// Persist settings (also called by eframe's `save`).
+    pub fn sync_settings(&mut self) {
+        self.settings.config_toml = self.config.to_toml();
+    }
+}
+
+impl eframe::App for App {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        let now = Instant::now();
+        if let Some(last) = self.frame_stats.last {
+            self.frame_stats.intervals.push((now - last).as_secs_f32());
+        }
+        self.frame_stats.last = Some(now);
+        self.poll(ctx);
+        self.handle_close(ctx);
+        if self.training() || self.jobs.busy() > 0 {
+            ctx.request_repaint_after(self.opts.repaint.unwrap_or(Duration::from_millis(100)));
+        } else if let Some(every) = self.opts.repaint {
+            ctx.request_repaint_after(every);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let began = Instant::now();
+        let ctx = ui.ctx().clone();
+        egui::Panel::top("tabs").show(ui, |ui| {
+            self.top_bar(ui);
+            if !self.messages.is_empty() {
+                self.messages(ui);
+            }
+        });
+        egui::Panel::bottom("status").show(ui, |ui| experiment::status_line(self, ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| match self.settings.tab {
+            Tab::Experiment => experiment::show(self, ui),
+            Tab::Loss => loss::show(self, ui),
+            Tab::Reconstructions => reconstructions::show(self, ui),
+            Tab::Latent => latent::show(self, ui),
+            Tab::Denoising => denoising::show(self, ui),
+            Tab::Samples => samples::show(self, ui),
+        });
+        self.overwrite_prompt(&ctx);
+        self.frame_stats.ui_times.push(began.elapsed().as_secs_f32());
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if !self.opts.fresh_settings {
+            self.sync_settings();
+            self.settings.store(storage);
+        }
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        // A close that bypassed the request (e.g. the process being told to
+        // quit): still stop cleanly so the last checkpoint is written.
+        if let Some(w) = self.worker.take() {
+            w.send(Command::Stop);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < deadline {
+                match w.events.recv_timeout(Duration::from_millis(200)) {
+                    Ok(crate::train::Event::Stopped { .. })
+                    | Ok(crate::train::Event::Finished { .. })
+                    | Ok(crate::train::Event::Failed { .. })
+                    | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Panel 5: generate N samples once, capturing every step, then scrub from
+//! T to 0 (slider, play/pause, arrow keys) showing each sample's decoded x_t
+//! beside its decoded predicted x0. Frames are decoded once per generation and kept,
+//! so scrubbing only swaps one small texture.
+
+use std::time::Instant;
+
+use super::app::App;
+use super::export::{ExportRequest, Payload};
+use super::jobs::{CancelFlag, JobResult};
+use super::session::Denoising;
+use super::widgets::{fit_zoom, show as show_tex};
+use crate::pipeline::SIDE;
+
+/// Samples per row of pairs.
+const PER_ROW: usize = 4;
+/// Frames kept in an exported GIF (evenly spaced, always ending at t = 0).
+const GIF_FRAMES: usize = 80;
+
+#[derive(Default)]
+pub struct DenoiseView {
+    pub generated: Option<Denoising>,
+    /// Bumped when `generated` changes.
+    pub version: u64,
+    pub ticket: u64,
+    /// Index into the frames (0 = the first visited, highest t).
+    pub frame: usize,
+    pub playing: bool,
+    last_tick: Option<Instant>,
+    pub progress: Option<(usize, usize)>,
+    pub busy: bool,
+    cancel: Option<CancelFlag>,
+}
+
+impl DenoiseView {
+    pub fn on_failed(&mut self, what: &str) {
+        if what == "sampling" {
+            self.busy = false;
+        }
+    }
+}
+
+pub fn on_result(app: &mut App, r: JobResult) {
+    if let JobResult::Generated {
+        images, frames, ..
+    } = r
+    {
+        let v = &mut app.denoise;
+        let n = images.len() / crate::pipeline::PIXELS;
+        let s = &app.config.sampling;
+        v.generated = Some(Denoising {
+            origin: format!(
+                "{n} samples, {} {} steps, seed {}",
+                format!("{:?}", s.sampler).to_uppercase(),
+                frames.len(),
+                app.settings.denoise_seed
+            ),
+            n,
+            images,
+            frames,
+        });
+        v.version += 1;
+        v.frame = 0;
+        v.busy = false;
+        v.progress = None;
+    }
+}
+
+/// The frames on show: the user's generation, else the trainer's preview.
+fn source(app: &App) -> Option<(&Denoising, u64)> {
+    match (&app.denoise.generated, &app.session.preview) {
+        (Some(d), _) => Some((d, app.denoise.version)),
+        (None, Some(p)) => Some((p, 1 << 40 | app.session.generation << 20 | p.frames.len() as u64)),
+        _ => None,
+    }
+}
+
+/// Interleave x_t and predicted x0 per sample: [x_t(0), predicted x0(0), x_t(1), predicted x0(1), …].
+pub fn pairs(d: &Denoising, frame: usize) -> Vec<f32> {
+    let f = &d.frames[frame];
+    let px = crate::pipeline::PIXELS;
+    let mut out = Vec::with_capacity(2 * d.n * px);
+    for i in 0..d.n {
+        out.extend_from_slice(&f.x_t[i * px..(i + 1) * px]);
+        out.extend_from_slice(&f.x0_pred[i * px..(i + 1) * px]);
+    }
+    out
+}
+
+fn generate(app: &mut App) {
+    let Some(run_dir) = app.session.run_dir.clone() else {
+        return;
+    };
+    let device = match app.device() {
+        Ok(d) => d,
+        Err(e) => return app.error(e),
+    };
+    if let Some(c) = app.denoise.cancel.take() {
+        c.cancel();
+    }
+    let cancel = CancelFlag::default();
+    let ticket = app.next_ticket();
+    app.denoise.ticket = ticket;
+    app.denoise.busy = true;
+    app.denoise.cancel = Some(cancel.clone());
+    super::work::generate(
+        &app.jobs,
+        ticket,
+        super::work::Generate {
+            run_dir,
+            device,
+            n: app.settings.denoise_n,
+            seed: app.settings.denoise_seed,
+            sampling: app.config.sampling.clone(),
+            capture: true,
+        },
+        cancel,
+    );
+}
+
+pub fn show(app: &mut App, ui: &mut egui::Ui) {
+    ui.horizontal_wrapped(|ui| {
+        ui.add(egui::DragValue::new(&mut app.settings.denoise_n).range(1..=64).prefix("samples "));
+        ui.add(egui::DragValue::new(&mut app.settings.denoise_seed).prefix("seed "));
+        let s = &app.config.sampling;
+        ui.weak(format!(
+            "{} {} · η {}",
+            format!("{:?}", s.sampler).to_uppercase(),
+            match s.sampler {
+                crate::config::SamplerKind::Ddim => format!("{} steps", s.steps),
+                crate::config::SamplerKind::Ddpm => "all T steps".into(),
+            },
+            s.eta
+        ))
+        .on_hover_text("Sampler settings live on the Samples and Experiment panels");
+        let ready = app.session.can_sample && !app.denoise.busy;
+        if ui
+            .add_enabled(ready, egui::Button::new("Generate"))
+            .on_disabled_hover_text("Needs a run whose diffusion stage has a checkpoint")
+            .clicked()
+        {
+            generate(app);
+        }
+        if app.denoise.busy {
+            if ui.button("Cancel").clicked() {
+                if let Some(c) = app.denoise.cancel.take() {
+                    c.cancel();
+                }
+                app.denoise.busy = false;
+            }
+            if let Some((done, total)) = app.denoise.progress {
+                ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0));
+            }
+        }
+    });
+    let Some((d, version)) = source(app) else {
+        ui.weak("Frames appear after each diffusion epoch (a DDIM preview), or press Generate.");
+        return;
+    };
+    let (n, frames_len, origin) = (d.n, d.frames.len(), d.origin.clone());
+    if frames_len == 0 {
+        ui.weak("This generation captured no frames.");
+        return;
+    }
+    let v = &mut app.denoise;
+    v.frame = v.frame.min(frames_len - 1);
+    // Arrow keys step one timestep, unless a widget (e.g. the slider
+    // itself, or a text field) has the keyboard.
+    if ui.memory(|m| m.focused().is_none()) {
+        let (right, left) = ui.input(|i| {
+            (i.key_pressed(egui::Key::ArrowRight), i.key_pressed(egui::Key::ArrowLeft))
+        });
+        if right {
+            v.frame = (v.frame + 1).min(frames_len - 1);
+            v.playing = false;
+        }
+        if left {
+            v.frame = v.frame.saturating_sub(1);
+            v.playing = false;
+        }
+    }
+    if v.playing {
+        let now = Instant::now();
+        let dt = v.last_tick.map_or(0.0, |t| (now - t).as_secs_f32());
+        let step = (dt * app.settings.play_fps).floor() as usize;
+        if step > 0 || v.last_tick.is_none() {
+            v.last_tick = Some(now);
+        }
+        v.frame = (v.frame + step).min(frames_len - 1);
+        if v.frame + 1 == frames_len {
+            v.playing = false;
+        }
+        ui.ctx().request_repaint();
+    }
+    let ts: Vec<usize> = source(app).expect("checked above").0.frames.iter().map(|f| f.t).collect();
+    let t = ts[app.denoise.frame];
+    ui.horizontal_wrapped(|ui| {
+        let label = if app.denoise.playing { "Pause" } else { "Play" };
+        if ui.button(label).clicked() {
+            let v = &mut app.denoise;
+            v.playing = !v.playing;
+            v.last_tick = None;
+            if v.playing && v.frame + 1 == frames_len {
+                v.frame = 0;
+            }
+        }
+        ui.add(egui::DragValue::new(&mut app.settings.play_fps).range(1.0..=240.0).suffix(" frames/s"))
+            .on_hover_text("playback speed");
+        let frames = ts.clone();
+        let slider = egui::Slider::new(&mut app.denoise.frame, 0..=frames_len - 1)
+            .show_value(false)
+            .text("timestep")
+            .custom_formatter(move |v, _| frames[(v as usize).min(frames.len() - 1)].to_string());
+        if ui.add_sized([360.0, 18.0], slider).changed() {
+            app.denoise.playing = false;
+        }
+        ui.strong(format!("t = {t}"));
+        ui.weak(format!("frame {}/{frames_len} · {origin}", app.denoise.frame + 1));
+    });
+    ui.horizontal(|ui| {
+        if ui.button("Export GIF").clicked() {
+            export_gif(app);
+        }
+        if ui.button("Export PNG").clicked() {
+            let d = source(app).expect("checked above").0;
+            let img = crate::export::grid(&pairs(d, app.denoise.frame), SIDE, 2 * PER_ROW.min(d.n), 2, 4);
+            let stem = format!("denoising-t{t}");
+            app.export(ExportRequest {
+                stem,
+                ext: "png",
+                payload: Payload::Png(img),
+            });
+        }
+        ui.weak("Left/Right arrow keys step one timestep · each pair: decoded x_t | decoded predicted x0");
+    });
+    ui.separator();
+    let ctx = ui.ctx().clone();
+    let frame = app.denoise.frame;
+    let d = source(app).expect("checked above").0.clone();
+    let cols = 2 * PER_ROW.min(n);
+    let tex = app
+        .textures
+        .get(&ctx, "denoise-frame", version << 16 ^ frame as u64, || {
+            super::widgets::grid(&pairs(&d, frame), cols)
+        });
+    let zoom = fit_zoom(tex.size_vec2(), ui.available_size(), 8.0);
+    egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
+        show_tex(ui, tex, zoom).on_hover_text(format!("timestep {t}: x_t (left) and predicted x0 (right) of each sample"));
+    });
+}
+
+fn export_gif(app: &mut App) {
+    let Some((d, _)) = source(app) else {
+        return;
+    };
+    let len = d.frames.len();
+    let stride = len.div_ceil(GIF_FRAMES).max(1);
+    let mut keep: Vec<usize> = (0..len).step_by(stride).collect();
+    if keep.last() != Some(&(len - 1)) {
+        keep.push(len - 1);
+    }
+    let cols = 2 * PER_ROW.min(d.n);
+    let frames = keep
+        .iter()
+        .map(|&i| crate::export::grid(&pairs(d, i), SIDE, cols, 2, 3))
+        .collect();
+    app.export(ExportRequest {
+        stem: "denoising".into(),
+        ext: "gif",
+        payload: Payload::Gif {
+            frames,
+            delay_ms: 60,
+        },
+    });
+}

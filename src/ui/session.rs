@@ -1,0 +1,345 @@
+//! What the panels show about the current run, as plain data: the UI
+//! folds worker events into this and panels only read it.
+
+use std::path::PathBuf;
+
+use crate::metrics::ImageMetrics;
+use crate::train::events::{DecodedFrame, EvalSummary, Progress};
+use crate::train::{Event, Stage};
+
+/// One epoch's reconstruction grid (originals above reconstructions).
+#[derive(Debug, Clone)]
+pub struct ReconEpoch {
+    pub epoch: usize,
+    pub originals: Vec<f32>,
+    pub reconstructions: Vec<f32>,
+    pub metrics: Vec<ImageMetrics>,
+    pub mean: EvalSummary,
+}
+
+#[derive(Debug, Clone)]
+pub struct Latents {
+    pub epoch: usize,
+    pub dim: usize,
+    pub values: Vec<f32>,
+    pub labels: Vec<u8>,
+}
+
+/// Samples with their decoded denoising frames (from a preview or a generation).
+#[derive(Debug, Clone, Default)]
+pub struct Denoising {
+    /// Where they came from, e.g. "preview after diffusion epoch 3".
+    pub origin: String,
+    pub n: usize,
+    pub images: Vec<f32>,
+    /// Ordered as the sampler visited them: t from high to low.
+    pub frames: Vec<DecodedFrame>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Idle,
+    LoadingData,
+    Running,
+    Paused,
+    Stopping,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EpochMean {
+    pub epoch: usize,
+    /// Last step of the epoch (where its mean is drawn on the curve).
+    pub step: usize,
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Curves {
+    pub ae: Vec<(usize, f32)>,
+    pub diffusion: Vec<(usize, f32)>,
+    pub ae_epochs: Vec<EpochMean>,
+    pub diffusion_epochs: Vec<EpochMean>,
+    /// Bumped on every change so derived data (EMA, decimation) is recomputed only then.
+    pub version: u64,
+}
+
+impl Curves {
+    pub fn stage(&self, stage: Stage) -> &[(usize, f32)] {
+        match stage {
+            Stage::Autoencoder => &self.ae,
+            Stage::Diffusion => &self.diffusion,
+        }
+    }
+
+    pub fn epochs(&self, stage: Stage) -> &[EpochMean] {
+        match stage {
+            Stage::Autoencoder => &self.ae_epochs,
+            Stage::Diffusion => &self.diffusion_epochs,
+        }
+    }
+
+    pub fn push(&mut self, stage: Stage, points: &[(usize, f32)]) {
+        let v = match stage {
+            Stage::Autoencoder => &mut self.ae,
+            Stage::Diffusion => &mut self.diffusion,
+        };
+        v.extend_from_slice(points);
+        self.version += 1;
+    }
+
+    pub fn push_epoch(&mut self, stage: Stage, epoch: usize, mean: f64) {
+        let step = self.stage(stage).last().map(|p| p.0).unwrap_or(0);
+        let v = match stage {
+            Stage::Autoencoder => &mut self.ae_epochs,
+            Stage::Diffusion => &mut self.diffusion_epochs,
+        };
+        v.push(EpochMean { epoch, step, mean });
+        self.version += 1;
+    }
+
+    /// Curves read back from a run directory's logs (losses.jsonl, epochs.jsonl).
+    pub fn from_run_dir(dir: &std::path::Path) -> Result<Self, String> {
+        let mut c = Curves::default();
+        let read = |name: &str| -> Result<Vec<serde_json::Value>, String> {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            }
+        };
+        let stage_of = |v: &serde_json::Value| match v.get("stage").and_then(|s| s.as_str()) {
+            Some("autoencoder") => Some(Stage::Autoencoder),
+            Some("diffusion") => Some(Stage::Diffusion),
+            _ => None,
+        };
+        for row in read("losses.jsonl")? {
+            let (Some(stage), Some(step), Some(loss)) = (
+                stage_of(&row),
+                row.get("step").and_then(|s| s.as_u64()),
+                row.get("loss").and_then(|s| s.as_f64()),
+            ) else {
+                continue;
+            };
+            c.push(stage, &[(step as usize, loss as f32)]);
+        }
+        for row in read("epochs.jsonl")? {
+            let (Some(stage), Some(epoch), Some(step), Some(mean)) = (
+                stage_of(&row),
+                row.get("epoch").and_then(|s| s.as_u64()),
+                row.get("step").and_then(|s| s.as_u64()),
+                row.get("mean_loss").and_then(|s| s.as_f64()),
+            ) else {
+                continue;
+            };
+            let v = match stage {
+                Stage::Autoencoder => &mut c.ae_epochs,
+                Stage::Diffusion => &mut c.diffusion_epochs,
+            };
+            v.push(EpochMean {
+                epoch: epoch as usize,
+                step: step as usize,
+                mean,
+            });
+        }
+        Ok(c)
+    }
+}
+
+/// Everything known about the run being watched.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub state: RunState,
+    pub run_dir: Option<PathBuf>,
+    pub run_name: String,
+    pub backend: String,
+    pub dataset: String,
+    pub progress: Option<Progress>,
+    pub curves: Curves,
+    pub recons: Vec<ReconEpoch>,
+    pub latents: Option<Latents>,
+    /// Latest preview from the trainer (DDIM frames each diffusion epoch).
+    pub preview: Option<Denoising>,
+    pub last_checkpoint: Option<PathBuf>,
+    /// Whether a checkpoint with a trained U-Net exists (sampling possible).
+    pub can_sample: bool,
+    pub status: String,
+    /// Bumped when the run changes, so panels drop stale caches.
+    pub generation: u64,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self {
+            state: RunState::Idle,
+            run_dir: None,
+            run_name: String::new(),
+            backend: String::new(),
+            dataset: String::new(),
+            progress: None,
+            curves: Curves::default(),
+            recons: Vec::new(),
+            latents: None,
+            preview: None,
+            last_checkpoint: None,
+            can_sample: false,
+            status: "No run yet: pick a preset and press Start.".into(),
+            generation: 0,
+        }
+    }
+}
+
+/// What a folded event means for the app beyond the session.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Nothing,
+    /// The worker is done (finished, stopped or failed).
+    Ended,
+    Failed(String),
+}
+
+impl Session {
+    pub fn running(&self) -> bool {
+        matches!(
+            self.state,
+            RunState::Running | RunState::Paused | RunState::Stopping | RunState::LoadingData
+        )
+    }
+
+    pub fn apply(&mut self, event: Event) -> Outcome {
+        match event {
+            Event::RunStarted {
+                run_dir,
+                config,
+                backend,
+                dataset,
+                train_images,
+                test_images,
+                resumed_at,
+            } => {
+                let keep_generation = self.generation;
+                *self = Session {
+                    generation: keep_generation + 1,
+                    ..Session::default()
+                };
+                if resumed_at.is_some() {
+                    // The curve continues: show what the run logged before.
+                    self.curves = Curves::from_run_dir(&run_dir).unwrap_or_default();
+                    self.can_sample = run_dir.join("checkpoint/unet.bpk").exists();
+                }
+                self.state = RunState::Running;
+                self.run_name = run_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| config.name.clone());
+                self.status = match resumed_at {
+                    Some((stage, step)) => format!(
+                        "Resumed {} at {} step {step}",
+                        run_dir.display(),
+                        stage.name()
+                    ),
+                    None => format!(
+                        "Training {} on {backend}: {train_images} train / {test_images} test images",
+                        run_dir.display()
+                    ),
+                };
+                self.run_dir = Some(run_dir);
+                self.backend = backend;
+                self.dataset = dataset;
+            }
+            Event::Progress(p) => self.progress = Some(p),
+            Event::Losses { stage, points } => self.curves.push(stage, &points),
+            Event::EpochSummary {
+                stage,
+                epoch,
+                mean_loss,
+                ..
+            } => self.curves.push_epoch(stage, epoch, mean_loss),
+            Event::Reconstructions {
+                epoch,
+                originals,
+                reconstructions,
+                metrics,
+                mean,
+            } => self.recons.push(ReconEpoch {
+                epoch,
+                originals,
+                reconstructions,
+                metrics,
+                mean,
+            }),
+            Event::Latents {
+                epoch,
+                dim,
+                latents,
+                labels,
+            } => {
+                self.latents = Some(Latents {
+                    epoch,
+                    dim,
+                    values: latents,
+                    labels,
+                })
+            }
+            Event::Samples {
+                epoch,
+                images,
+                frames,
+            } => {
+                let n = images.len() / crate::pipeline::PIXELS;
+                self.preview = Some(Denoising {
+                    origin: format!("preview after diffusion epoch {epoch} (DDIM)"),
+                    n,
+                    images,
+                    frames,
+                });
+            }
+            Event::CheckpointSaved { stage, step, path } => {
+                if stage == Stage::Diffusion {
+                    self.can_sample = true;
+                }
+                self.status = format!("Checkpoint saved ({} step {step})", stage.name());
+                self.last_checkpoint = Some(path);
+            }
+            Event::StageFinished { stage } => {
+                self.status = format!("The {} stage finished", stage.name());
+            }
+            Event::Paused => {
+                self.state = RunState::Paused;
+                self.status = "Paused".into();
+            }
+            Event::Resumed => {
+                self.state = RunState::Running;
+                self.status = "Training".into();
+            }
+            Event::Stopped { checkpoint } => {
+                self.state = RunState::Idle;
+                self.status = match checkpoint {
+                    Some(p) => format!("Stopped; checkpoint in {}", p.display()),
+                    None => "Stopped before the first checkpoint".into(),
+                };
+                return Outcome::Ended;
+            }
+            Event::Finished { run_dir, seconds } => {
+                self.state = RunState::Idle;
+                self.status = format!("Finished in {seconds:.0} s: {}", run_dir.display());
+                return Outcome::Ended;
+            }
+            Event::Failed {
+                message,
+                checkpoint,
+            } => {
+                self.state = RunState::Idle;
+                let kept = checkpoint
+                    .map(|p| format!(" (last good checkpoint: {})", p.display()))
+                    .unwrap_or_default();
+                self.status = "Training failed".into();
+                return Outcome::Failed(format!("{message}{kept}"));
+            }
+        }
+        Outcome::Nothing
+    }
+}

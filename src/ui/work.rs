@@ -1,0 +1,273 @@
+//! The bodies of background jobs: each takes owned inputs, runs on a job
+//! thread (see `jobs.rs`) and reports through `Reply`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use super::jobs::{CancelFlag, JobResult, Jobs, LocatedData, Subset};
+use super::session::Curves;
+use crate::config::{SamplerKind, SamplingConfig};
+use crate::data::{self, DatasetKind};
+use crate::diffusion::sampler::{Capture, SampleRequest};
+use crate::metrics::projection::{self, TsneOptions};
+use crate::model::Autoencoder;
+use crate::pipeline::{self, LatentDiffusion};
+use crate::rng::Rng;
+use crate::train::checkpoint::RunDir;
+
+/// Find and load a dataset (downloading when allowed), for training.
+pub fn load_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
+    jobs.spawn("data", move |reply| {
+        let allow = !data::no_download_from_env();
+        let located = data::locate(kind, data_dir.as_deref(), allow, &|p| {
+            reply.send(JobResult::Progress {
+                what: "download",
+                done: p.done as usize,
+                total: p.total.unwrap_or(0) as usize,
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        let data = data::load(kind, &located).map_err(|e| e.to_string())?;
+        reply.send(JobResult::DataReady(Box::new(LocatedData {
+            data,
+            description: located.describe(),
+            note: located.note().map(str::to_string),
+            subset: located.is_subset(),
+        })));
+        Ok(())
+    });
+}
+
+/// Say which dataset Start would use, without downloading anything.
+pub fn preview_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
+    jobs.spawn("data-preview", move |reply| {
+        let located = data::locate(kind, data_dir.as_deref(), false, &|_| {})
+            .map_err(|e| e.to_string())?;
+        reply.send(JobResult::DataPreview {
+            description: located.describe(),
+            subset: located.is_subset(),
+        });
+        Ok(())
+    });
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Method {
+    Tsne,
+    Pca,
+}
+
+/// Project latents to 2-D, streaming t-SNE snapshots as it settles.
+#[allow(clippy::too_many_arguments)]
+pub fn project(
+    jobs: &Jobs,
+    ticket: u64,
+    subset: Subset,
+    method: Method,
+    values: Vec<f32>,
+    dim: usize,
+    epoch: usize,
+    opts: TsneOptions,
+    cancel: CancelFlag,
+) {
+    jobs.spawn("projection", move |reply| {
+        let send = |points: Vec<[f32; 2]>, done: bool| {
+            reply.send(JobResult::Projection {
+                ticket,
+                subset,
+                points,
+                epoch,
+                done,
+            })
+        };
+        match method {
+            Method::Pca => send(projection::pca(&values, dim), true),
+            Method::Tsne => {
+                // One thread of its own: training keeps the shared rayon pool.
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let result = pool.install(|| {
+                    projection::tsne(&values, dim, &opts, &mut |_, points| {
+                        send(points.to_vec(), false);
+                        !cancel.is_cancelled()
+                    })
+                });
+                if let Ok(points) = result {
+                    send(points, true);
+                }
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Sampler settings for one generation.
+#[derive(Debug, Clone)]
+pub struct Generate {
+    pub run_dir: PathBuf,
+    pub device: Device,
+    pub n: usize,
+    pub seed: u64,
+    pub sampling: SamplingConfig,
+    pub capture: bool,
+}
+
+fn request(g: &Generate, initial: Vec<f32>, n: usize) -> SampleRequest {
+    SampleRequest {
+        n,
+        sampler: g.sampling.sampler,
+        steps: g.sampling.steps,
+        eta: g.sampling.eta,
+        variance: g.sampling.variance,
+        seed: g.seed,
+        capture: if g.capture { Capture::All } else { Capture::None },
+        initial: Some(initial),
+    }
+}
+
+/// Generate samples (and every denoising frame when `capture`) once; the
+/// app caches the decoded frames so scrubbing never recomputes anything.
+pub fn generate(jobs: &Jobs, ticket: u64, g: Generate, cancel: CancelFlag) {
+    jobs.spawn("sampling", move |reply| {
+        let model = LatentDiffusion::load(&g.run_dir, &g.device).map_err(|e| e.to_string())?;
+        let dim = model.cfg.autoencoder.latent_dim;
+        // The same x_T the sampler would draw, made explicit so that
+        // interpolation can start from it.
+        let initial = Rng::derive(g.seed, "sampling").normals(g.n * dim);
+        let req = request(&g, initial.clone(), g.n);
+        let (images, frames) = model
+            .generate(&req, &mut |done, total| {
+                reply.send(JobResult::Progress {
+                    what: "sampling",
+                    done,
+                    total,
+                });
+                !cancel.is_cancelled()
+            })
+            .map_err(|e| e.to_string())?;
+        reply.send(JobResult::Generated {
+            ticket,
+            images,
+            frames,
+            initial,
+            latent_dim: dim,
+        });
+        Ok(())
+    });
+}
+
+/// Spherical interpolation between two noise vectors.
+pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cos = (dot / (na * nb).max(1e-12)).clamp(-1.0, 1.0);
+    let omega = cos.acos();
+    if omega.abs() < 1e-4 {
+        return a.iter().zip(b).map(|(x, y)| x + (y - x) * t).collect();
+    }
+    let (wa, wb) = (
+        ((1.0 - t) * omega).sin() / omega.sin(),
+        (t * omega).sin() / omega.sin(),
+    );
+    a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
+}
+
+/// Decode `steps` points between two starting noises with deterministic
+/// DDIM (η = 0), so the path in latent space is smooth.
+pub fn interpolate(jobs: &Jobs, ticket: u64, g: Generate, a: Vec<f32>, b: Vec<f32>, steps: usize) {
+    jobs.spawn("interpolation", move |reply| {
+        let model = LatentDiffusion::load(&g.run_dir, &g.device).map_err(|e| e.to_string())?;
+        let steps = steps.max(2);
+        let initial: Vec<f32> = (0..steps)
+            .flat_map(|i| slerp(&a, &b, i as f32 / (steps - 1) as f32))
+            .collect();
+        let mut g = g;
+        g.sampling.sampler = SamplerKind::Ddim;
+        g.sampling.eta = 0.0;
+        g.capture = false;
+        let req = request(&g, initial, steps);
+        let (images, _) = model
+            .generate(&req, &mut |_, _| true)
+            .map_err(|e| e.to_string())?;
+        reply.send(JobResult::Interpolated { ticket, images });
+        Ok(())
+    });
+}
+
+/// Decode one (unscaled) encoder latent with the run's autoencoder.
+pub fn decode_latent(jobs: &Jobs, run_dir: PathBuf, device: Device, index: usize, latent: Vec<f32>) {
+    jobs.spawn("decode", move |reply| {
+        let (run, cfg, state) = RunDir::open(&run_dir).map_err(|e| e.to_string())?;
+        if state.is_none() {
+            return Err("no checkpoint yet: reconstructions of clicked points appear once the \
+                        first checkpoint is saved"
+                .into());
+        }
+        let ae = run
+            .load_module(Autoencoder::new(&cfg.autoencoder, &device), "autoencoder")
+            .map_err(|e| e.to_string())?;
+        let image = pipeline::decode_scaled(&ae, &latent, 1.0, &device);
+        reply.send(JobResult::Decoded { index, image });
+        Ok(())
+    });
+}
+
+/// Run directories under `root` (those with a config.toml), newest first.
+pub fn list_runs(jobs: &Jobs, root: PathBuf) {
+    jobs.spawn("runs", move |reply| {
+        reply.send(JobResult::RunsListed(scan_runs(&root)));
+        Ok(())
+    });
+}
+
+pub fn scan_runs(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("config.toml").is_file())
+        .map(|p| {
+            let t = std::fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (t, p)
+        })
+        .collect();
+    runs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    runs.into_iter().map(|(_, p)| p).collect()
+}
+
+pub fn load_curves(jobs: &Jobs, dir: PathBuf) {
+    jobs.spawn("curves", move |reply| {
+        let curves = Curves::from_run_dir(&dir)?;
+        reply.send(JobResult::RunCurves {
+            dir,
+            curves: Box::new(curves),
+        });
+        Ok(())
+    });
+}
+
+/// Ask for a folder (resume from a run directory) on a dialog thread.
+pub fn pick_folder(jobs: &Jobs, start: PathBuf) {
+    jobs.spawn("dialog", move |reply| {
+        if let Some(dir) = rfd::FileDialog::new().set_directory(start).pick_folder() {
+            reply.send(JobResult::PickedFolder(dir));
+        }
+        Ok(())
+    });
+}
+
+/// Keep `(subset)` names stable in the UI.
+pub fn subset_name(s: Subset) -> &'static str {
+    match s {
+        Subset::Batch => "one batch",
+        Subset::All => "whole test split",
+    }
+}
