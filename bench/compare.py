@@ -36,13 +36,20 @@ def load_avg() -> str:
         return "?"
 
 
+LOADS = []  # (command, load average before, after)
+
+
 def run_json(cmd: list[str]) -> list[dict]:
     print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    before = load_avg()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
         sys.exit(f"command failed with exit code {out.returncode}: {' '.join(cmd)}")
-    print(f"  ({time.perf_counter() - t0:.1f} s, load average {load_avg()})", file=sys.stderr, flush=True)
+    after = load_avg()
+    LOADS.append({"command": os.path.basename(cmd[1] if cmd[0] == sys.executable else cmd[0]),
+                  "seconds": round(time.perf_counter() - t0, 1), "load_before": before, "load_after": after})
+    print(f"  ({time.perf_counter() - t0:.1f} s, load average {after})", file=sys.stderr, flush=True)
     return json.loads(out.stdout)
 
 
@@ -105,7 +112,7 @@ def main():
         out.append(row)
 
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps({"rows": out, "runs": LOADS, "cpus": os.cpu_count()}, indent=2))
         return
     print()
     print(f"{'measurement (images/s)':<22} {'batch':>5} {'latentlab':>18} {'PyTorch':>16} {'ratio':>7}")
@@ -119,6 +126,9 @@ def main():
             right = f"{fmt(m['torch'])} ({row['torch']})"
             print(f"{name:<22} {row['batch']:>5} {left:>18} {right:>16} {ratio:>7}")
     print("\nratio = latentlab / PyTorch (above 1: latentlab is faster)")
+    for r in LOADS:
+        print(f"{r['command']}: {r['seconds']} s, load average (1/5/15 min) {r['load_before']} before, "
+              f"{r['load_after']} after, on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -126,7 +126,10 @@ fn flex_device() -> Result<Device, BackendError> {
     Err(BackendError::NotCompiled("flex".into(), available_names()))
 }
 
+// burn-tch is marked deprecated upstream in favour of CubeCL backends, which
+// cannot build offline; it stays our GPU path until they can.
 #[cfg(feature = "tch")]
+#[allow(deprecated)]
 fn tch_device(device: &str, cuda_index: Option<usize>) -> Result<Device, BackendError> {
     let count = tch_cuda_device_count().max(0) as usize;
     match (device, cuda_index) {

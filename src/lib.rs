@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod classifier;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -1,11 +1,14 @@
-//! `latentlab eval`: reconstruction quality over the whole test split.
+//! `latentlab eval`: reconstruction quality over the whole test split and,
+//! with `--samples N`, the quality of N generated images.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::common;
+use super::sample::{SamplerArgs, generate_batched};
 use super::{BackendArgs, CliError};
+use crate::classifier;
 use crate::data::Dataset;
 use crate::pipeline::{self, LatentDiffusion};
 use crate::train::trainer::DeviceData;
@@ -18,27 +21,67 @@ pub struct EvalArgs {
     /// Directory holding the dataset's IDX files.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Print JSON (keys: psnr, ssim, ssim_gaussian, test_images, dataset).
+    /// Also generate N images and score them with the classifier (cFID,
+    /// confidence, class entropy); trains the classifier first if needed.
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    /// Print JSON (keys: psnr, ssim, ssim_gaussian, test_images, dataset; with
+    /// --samples also cfid, confidence, class_entropy, classifier_accuracy, n_samples).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
+    if args.samples.is_some_and(|n| !(2..=100_000).contains(&n)) {
+        return Err(CliError::usage("--samples: must be between 2 and 100000"));
+    }
     let (_, device) = common::device(backend)?;
     let model = LatentDiffusion::load(&args.run, &device)?;
     let data: Dataset = common::load_dataset(model.cfg.dataset, args.data_dir.as_deref())?;
     let dev = DeviceData::new(&data, &device);
     let rec = pipeline::reconstruct(&model.ae, &dev.test, &dev.test_pixels, dev.test_len);
     let s = rec.summary();
+    let mut json = serde_json::json!({
+        "psnr": s.psnr, "ssim": s.ssim, "ssim_gaussian": s.ssim_gaussian,
+        "test_images": s.images, "dataset": data.source,
+    });
+    let sampled = match args.samples {
+        Some(n) => {
+            let (clf, info) = super::classifier::load_or_train(&data, &device)?;
+            let req = args.sampler.request(&model, n)?;
+            let images = generate_batched(&model, &req)?;
+            let scores = classifier::score(&clf, &images, &dev.test_pixels, &device);
+            json["cfid"] = scores.cfid.into();
+            json["confidence"] = scores.confidence.into();
+            json["class_entropy"] = scores.class_entropy.into();
+            json["classifier_accuracy"] = info.test_accuracy.into();
+            json["n_samples"] = scores.n_samples.into();
+            json["sampler"] = format!("{:?}", req.sampler).to_lowercase().into();
+            json["sampler_steps"] = req.steps.into();
+            json["seed"] = req.seed.into();
+            Some((scores, info, req))
+        }
+        None => None,
+    };
     if args.json {
-        common::print_json(&serde_json::json!({
-            "psnr": s.psnr, "ssim": s.ssim, "ssim_gaussian": s.ssim_gaussian,
-            "test_images": s.images, "dataset": data.source,
-        }));
-    } else {
+        common::print_json(&json);
+        return Ok(());
+    }
+    println!(
+        "reconstruction: PSNR {:.3} dB · SSIM {:.4} (scikit-image default, 7×7 uniform) · SSIM {:.4} (Gaussian 11×11, σ 1.5) — mean over {} test images of {}",
+        s.psnr, s.ssim, s.ssim_gaussian, s.images, data.source
+    );
+    if let Some((scores, info, req)) = sampled {
+        let steps = match req.sampler {
+            crate::config::SamplerKind::Ddpm => model.schedule.len(),
+            crate::config::SamplerKind::Ddim => req.steps,
+        };
         println!(
-            "PSNR {:.3} dB · SSIM {:.4} (scikit-image default, 7×7 uniform) · SSIM {:.4} (Gaussian 11×11, σ 1.5) — mean over {} test images of {}",
-            s.psnr, s.ssim, s.ssim_gaussian, s.images, data.source
+            "samples ({} × {:?}-{steps}, seed {}): cFID {:.3} · confidence {:.4} · class entropy {:.4} (classifier test accuracy {:.2}%)",
+            scores.n_samples, req.sampler, req.seed, scores.cfid, scores.confidence,
+            scores.class_entropy, info.test_accuracy * 100.0
         );
     }
     Ok(())

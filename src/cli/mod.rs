@@ -3,6 +3,7 @@
 //! invalid config (one line per problem), 1 for failures while running.
 
 pub mod bench;
+pub mod classifier;
 pub mod common;
 pub mod denoise;
 pub mod eval;
@@ -61,6 +62,8 @@ pub enum Cmd {
     Info(info::InfoArgs),
     /// Training and sampling throughput of every enabled backend.
     Bench(bench::BenchArgs),
+    /// The classifier that scores generated images.
+    Classifier(classifier::ClassifierArgs),
     /// Save a picture of one workbench panel (demo state) as PNG.
     #[cfg(feature = "gui")]
     Screenshot(gui::ScreenshotArgs),
@@ -128,6 +131,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Cmd::Metrics(a)) => metrics::run(a),
         Some(Cmd::Info(a)) => info::run(a),
         Some(Cmd::Bench(a)) => bench::run(a, b),
+        Some(Cmd::Classifier(a)) => classifier::run(a, b),
         #[cfg(feature = "gui")]
         Some(Cmd::Screenshot(a)) => gui::screenshot(a, &cli.window),
         #[cfg(feature = "gui")]

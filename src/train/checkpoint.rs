@@ -326,9 +326,17 @@ fn save_module<M: Module>(module: &M, dir: &Path, name: &str) -> Result<(), Chec
         .metadata("format", "pt")
         .overwrite(true);
     module.save_into(&mut store).map_err(|e| CheckpointError::Io {
-        path: st,
+        path: st.clone(),
         message: e.to_string(),
-    })
+    })?;
+    // burn-store creates safetensors owner-only (0600); these are exports
+    // meant to be shared like the other run files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&st, fs::Permissions::from_mode(0o644)).map_err(io_err(&st))?;
+    }
+    Ok(())
 }
 
 fn save_optim(optim: &ModuleOptimizer, path: &Path) -> Result<(), CheckpointError> {

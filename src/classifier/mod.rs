@@ -1,0 +1,253 @@
+//! The sample-quality scorer: a small CNN trained by latentlab itself (and
+//! cached per dataset), whose penultimate features give a Fréchet distance
+//! between generated and test images (cFID), plus the mean top-class
+//! confidence and the class entropy of generated images.
+
+pub mod frechet;
+pub mod model;
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
+use serde::{Deserialize, Serialize};
+
+pub use model::Classifier;
+
+use crate::config::{LrSchedule, StageTraining};
+use crate::data::Dataset;
+use crate::diffusion::sampler::to_vec;
+use crate::model::params::seeded;
+use crate::rng::Rng;
+use crate::train::trainer::{adam, lr_at};
+
+const SEED: u64 = 1234;
+const BATCH: usize = 128;
+const SHIFT: i64 = 2;
+
+/// What the cache keeps next to the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassifierInfo {
+    pub dataset: String,
+    pub train_images: usize,
+    pub test_images: usize,
+    pub epochs: usize,
+    pub test_accuracy: f64,
+}
+
+/// Cache location, e.g. ~/.cache/latentlab/classifier/mnist-9000.bpk: one
+/// per dataset and training-set size, so the offline subset and the full set
+/// never share a classifier.
+pub fn cache_stem(data: &Dataset) -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("latentlab")
+        .join("classifier")
+        .join(format!("{}-{}", data.kind.name(), data.train_len()))
+}
+
+/// Default epochs: about 150k training images seen, at least 3 passes.
+pub fn default_epochs(train_len: usize) -> usize {
+    (150_000 / train_len.max(1)).max(3)
+}
+
+fn upload(images: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
+    Tensor::from_data(TensorData::new(images, [n, 1, 28, 28]), device)
+}
+
+/// Random translations of up to ±2 pixels (zero fill): cheap augmentation
+/// that lets the small training sets reach high test accuracy.
+fn shifted(pixels: &[f32], idx: &[usize], rng: &mut Rng) -> Vec<f32> {
+    let mut out = vec![0.0f32; idx.len() * 784];
+    for (k, &i) in idx.iter().enumerate() {
+        let dx = rng.below(5) as i64 - SHIFT;
+        let dy = rng.below(5) as i64 - SHIFT;
+        let src = &pixels[i * 784..(i + 1) * 784];
+        let dst = &mut out[k * 784..(k + 1) * 784];
+        for y in 0..28i64 {
+            let sy = y - dy;
+            if !(0..28).contains(&sy) {
+                continue;
+            }
+            for x in 0..28i64 {
+                let sx = x - dx;
+                if (0..28).contains(&sx) {
+                    dst[(y * 28 + x) as usize] = src[(sy * 28 + sx) as usize];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Train the classifier on `data`'s training split; `progress(epoch, loss)`
+/// after each epoch.
+pub fn train(
+    data: &Dataset,
+    device: &Device,
+    epochs: usize,
+    progress: &mut dyn FnMut(usize, f64),
+) -> (Classifier, ClassifierInfo) {
+    let ad = device.clone().autodiff();
+    let mut model = seeded(&ad, SEED, || Classifier::new(&ad));
+    let n = data.train_len();
+    let steps_per_epoch = n.div_ceil(BATCH);
+    let total = steps_per_epoch * epochs;
+    let schedule = StageTraining {
+        epochs,
+        batch_size: BATCH,
+        lr: 2e-3,
+        lr_schedule: LrSchedule::Cosine,
+        warmup_steps: (total / 20).min(100),
+        grad_clip: 0.0,
+        max_steps: 0,
+    };
+    let mut optim = adam(&schedule);
+    let pixels = Dataset::to_f32(&data.train_images);
+    let mut rng = Rng::derive(SEED, "classifier");
+    let mut step = 0;
+    for epoch in 0..epochs {
+        let mut order: Vec<usize> = (0..n).collect();
+        rng.shuffle(&mut order);
+        let mut losses = Vec::new();
+        for idx in order.chunks(BATCH) {
+            let x = upload(shifted(&pixels, idx, &mut rng), idx.len(), &ad);
+            let mut onehot = vec![0.0f32; idx.len() * 10];
+            for (k, &i) in idx.iter().enumerate() {
+                onehot[k * 10 + data.train_labels[i] as usize] = 1.0;
+            }
+            let target = Tensor::<2>::from_data(TensorData::new(onehot, [idx.len(), 10]), &ad);
+            let loss = (log_softmax(model.forward(x), 1) * target).sum_dim(1).mean().neg();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr_at(&schedule, step, total), model, grads);
+            losses.push(loss.detach().inner());
+            step += 1;
+        }
+        let mean = to_vec(Tensor::cat(losses, 0)).iter().map(|&v| v as f64).sum::<f64>()
+            / steps_per_epoch as f64;
+        progress(epoch + 1, mean);
+    }
+    let model = model.valid();
+    let test_accuracy = accuracy(&model, data, device);
+    let info = ClassifierInfo {
+        dataset: data.source.clone(),
+        train_images: n,
+        test_images: data.test_len(),
+        epochs,
+        test_accuracy,
+    };
+    (model, info)
+}
+
+/// Fraction of the test split classified correctly.
+pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
+    let pixels = Dataset::to_f32(&data.test_images);
+    let n = data.test_len();
+    let mut correct = 0usize;
+    for start in (0..n).step_by(1000) {
+        let len = 1000.min(n - start);
+        let x = upload(pixels[start * 784..(start + len) * 784].to_vec(), len, device);
+        let pred = model.forward(x).argmax(1).into_data().convert::<i64>();
+        let pred = pred.try_to_vec::<i64>().expect("argmax gives integers");
+        correct += pred
+            .iter()
+            .zip(&data.test_labels[start..start + len])
+            .filter(|(p, l)| **p == **l as i64)
+            .count();
+    }
+    correct as f64 / n.max(1) as f64
+}
+
+pub fn save(model: &Classifier, info: &ClassifierInfo, stem: &std::path::Path) -> Result<(), String> {
+    let dir = stem.parent().expect("cache stem has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = stem.with_extension("bpk.tmp");
+    model
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, stem.with_extension("bpk")).map_err(|e| format!("{}: {e}", stem.display()))?;
+    crate::train::checkpoint::write_atomic(
+        &stem.with_extension("json"),
+        serde_json::to_string_pretty(info).expect("info serialises").as_bytes(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The cached classifier for `data`, if one was trained.
+pub fn load_cached(data: &Dataset, device: &Device) -> Result<Option<(Classifier, ClassifierInfo)>, String> {
+    let stem = cache_stem(data);
+    let (bpk, json) = (stem.with_extension("bpk"), stem.with_extension("json"));
+    if !bpk.exists() || !json.exists() {
+        return Ok(None);
+    }
+    let info: ClassifierInfo = serde_json::from_str(
+        &std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}; delete it to retrain", json.display()))?;
+    let model = Classifier::new(device)
+        .try_load_file(&bpk)
+        .map_err(|e| format!("{}: {e}; delete it to retrain", bpk.display()))?;
+    Ok(Some((model, info)))
+}
+
+/// Sample-quality scores of generated images.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SampleScores {
+    pub cfid: f64,
+    pub confidence: f64,
+    pub class_entropy: f64,
+    pub n_samples: usize,
+}
+
+/// Features and class probabilities of images (host floats, 784 each).
+fn features_and_probs(model: &Classifier, images: &[f32], device: &Device) -> (Vec<f32>, Vec<f32>) {
+    let n = images.len() / 784;
+    let (mut feats, mut probs) = (Vec::new(), Vec::new());
+    for start in (0..n).step_by(1000) {
+        let len = 1000.min(n - start);
+        let x = upload(images[start * 784..(start + len) * 784].to_vec(), len, device);
+        let f = model.features(x);
+        probs.extend(to_vec(softmax(model.logits_from_features(f.clone()), 1)));
+        feats.extend(to_vec(f));
+    }
+    (feats, probs)
+}
+
+/// cFID of `samples` against `reference` (the test split), the mean top-class
+/// probability of the samples, and the entropy of their predicted-class
+/// histogram over ln 10 (1 = every class equally often).
+pub fn score(model: &Classifier, samples: &[f32], reference: &[f32], device: &Device) -> SampleScores {
+    let (fs, ps) = features_and_probs(model, samples, device);
+    let (fr, _) = features_and_probs(model, reference, device);
+    let (m1, c1) = frechet::moments(&fs, model::FEATURES);
+    let (m2, c2) = frechet::moments(&fr, model::FEATURES);
+    let n = samples.len() / 784;
+    let mut counts = [0usize; 10];
+    let mut confidence = 0.0;
+    for p in ps.chunks(10) {
+        let (best, &top) = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .expect("ten classes");
+        counts[best] += 1;
+        confidence += top as f64;
+    }
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            -p * p.ln()
+        })
+        .sum();
+    SampleScores {
+        cfid: frechet::frechet_distance(&m1, &c1, &m2, &c2),
+        confidence: confidence / n as f64,
+        class_entropy: entropy / 10f64.ln(),
+        n_samples: n,
+    }
+}
