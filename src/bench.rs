@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::Serialize;
 
@@ -15,7 +14,8 @@ use crate::diffusion::NoiseSchedule;
 use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::rng::Rng;
-use crate::train::trainer::{adam, index_tensor, mse};
+use crate::train::optim::FusedAdam;
+use crate::train::trainer::{index_tensor, mse};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
@@ -77,19 +77,18 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
     };
 
     let mut ae = seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.autoencoder, &ad));
-    let mut optim = adam(&cfg.ae_training);
+    let mut optim = FusedAdam::new(0.0);
     let ae_rate = time_steps(opts.seconds, || {
         let x = data.clone().select(0, batch_idx(&mut rng)).autodiff();
         let loss = mse(ae.clone().forward(x.clone()), x);
-        let grads = GradientsParams::from_grads(loss.backward(), &ae);
-        ae = optim.step(1e-4, ae.clone(), grads);
+        ae = optim.step(1e-4, ae.clone(), &loss.backward()).0;
         loss.inner()
     }) * b as f64;
 
     let frozen = ae.valid();
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let mut unet = seeded(&ad, cfg.seed + 1, || Unet::new(&cfg.unet, c, &ad));
-    let mut optim = adam(&cfg.diffusion_training);
+    let mut optim = FusedAdam::new(0.0);
     let unet_rate = time_steps(opts.seconds, || {
         let x0 = frozen
             .encode(data.clone().select(0, batch_idx(&mut rng)))
@@ -101,8 +100,7 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
         let coef = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [b, 1, 1, 1]), device);
         let x_t = x0 * coef(a) + noise.clone() * coef(s);
         let loss = mse(unet.forward(x_t.autodiff(), &ts), noise.autodiff());
-        let grads = GradientsParams::from_grads(loss.backward(), &unet);
-        unet = optim.step(1e-3, unet.clone(), grads);
+        unet = optim.step(1e-3, unet.clone(), &loss.backward()).0;
         loss.inner()
     }) * b as f64;
 

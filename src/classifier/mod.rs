@@ -9,7 +9,6 @@ pub mod model;
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use serde::{Deserialize, Serialize};
@@ -21,7 +20,8 @@ use crate::data::Dataset;
 use crate::diffusion::sampler::to_vec;
 use crate::model::params::seeded;
 use crate::rng::Rng;
-use crate::train::trainer::{adam, lr_at};
+use crate::train::optim::FusedAdam;
+use crate::train::trainer::lr_at;
 
 const SEED: u64 = 1234;
 const BATCH: usize = 128;
@@ -104,7 +104,7 @@ pub fn train(
         grad_clip: 0.0,
         max_steps: 0,
     };
-    let mut optim = adam(&schedule);
+    let mut optim = FusedAdam::new(0.0);
     let pixels = Dataset::to_f32(&data.train_images);
     let mut rng = Rng::derive(SEED, "classifier");
     let mut step = 0;
@@ -120,8 +120,7 @@ pub fn train(
             }
             let target = Tensor::<2>::from_data(TensorData::new(onehot, [idx.len(), 10]), &ad);
             let loss = (log_softmax(model.forward(x), 1) * target).sum_dim(1).mean().neg();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr_at(&schedule, step, total), model, grads);
+            model = optim.step(lr_at(&schedule, step, total), model, &loss.backward()).0;
             losses.push(loss.detach().inner());
             step += 1;
         }

@@ -1,8 +1,6 @@
-//! Whole-module parameter helpers: an exponential moving average of the
-//! weights (sampled from when enabled), kept as a plain module on the inner,
-//! non-autodiff device so it can be saved and loaded like any model.
+//! Whole-module parameter helpers: flattened values and seeded creation.
 
-use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 
 /// Every float parameter of a module, flattened and detached from autodiff,
@@ -19,38 +17,6 @@ pub fn flat_params<M: Module>(module: &M) -> Vec<Tensor<1>> {
     let mut c = Collect(Vec::new());
     module.visit(&mut c);
     c.0
-}
-
-/// Blend `source`'s parameters into `ema`: ema ← decay·ema + (1−decay)·source.
-/// Both modules must have the same structure (the EMA is a copy of the model).
-pub fn ema_update<M: Module>(ema: M, source: &M, decay: f64) -> M {
-    struct Blend {
-        source: std::vec::IntoIter<Tensor<1>>,
-        decay: f64,
-    }
-    impl ModuleMapper for Blend {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let fresh = self.source.next().expect("EMA copy has the model's structure");
-            let decay = self.decay;
-            param.map(|old| {
-                let shape = old.shape();
-                old.mul_scalar(decay) + fresh.reshape(shape).mul_scalar(1.0 - decay)
-            })
-        }
-    }
-    ema.map(&mut Blend {
-        source: flat_params(source).into_iter(),
-        decay,
-    })
-}
-
-/// Global L2 norm of a set of tensors, as a one-element tensor (no host sync).
-pub fn global_norm(tensors: &[Tensor<1>]) -> Option<Tensor<1>> {
-    tensors
-        .iter()
-        .map(|t| t.clone().powi_scalar(2).sum())
-        .reduce(|a, b| a + b)
-        .map(|s| s.sqrt())
 }
 
 /// Burn draws initial weights from the backend's process-wide generator,

@@ -1,12 +1,12 @@
 //! Stage 1: train the autoencoder on images with an MSE reconstruction loss.
 
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 
 use super::checkpoint::CheckpointParts;
+use super::optim::FusedAdam;
 use super::events::{Event, Stage};
 use super::trainer::{
-    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, adam, epoch_order, index_tensor, lr_at,
+    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, epoch_order, index_tensor, lr_at,
     mse, report_progress,
 };
 use crate::model::params::seeded;
@@ -29,9 +29,9 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
     if ctx.state.ae_done {
         return Ok((ae.valid(), Outcome::Finished));
     }
-    let mut optim = adam(&cfg.ae_training);
+    let mut optim = FusedAdam::new(cfg.ae_training.grad_clip);
     if resuming {
-        optim = ctx.run.load_optim(optim, "autoencoder")?;
+        ctx.run.load_optim(&mut optim, "autoencoder", ae.num_params(), &ctx.device)?;
     }
     let plan = Plan::new(&cfg.ae_training, ctx.data.train_len);
     let mut losses = LossBuffer::new(Stage::Autoencoder);
@@ -54,8 +54,8 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
             .select(0, index_tensor(idx, &ctx.device))
             .autodiff();
         let loss = mse(ae.forward(batch.clone()), batch);
-        let grads = GradientsParams::from_grads(loss.backward(), &ae);
-        ae = optim.step(lr_at(&cfg.ae_training, step, plan.total_steps), ae, grads);
+        let lr = lr_at(&cfg.ae_training, step, plan.total_steps);
+        ae = optim.step(lr, ae, &loss.backward()).0;
         step += 1;
         losses.push(step, loss, idx.len());
         ctx.state.ae_step = step;
@@ -92,7 +92,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
 pub fn save(
     ctx: &mut Ctx,
     ae: &Autoencoder,
-    optim: Option<&burn::optim::ModuleOptimizer>,
+    optim: Option<&FusedAdam>,
 ) -> Result<(), TrainError> {
     let path = ctx.run.save::<Autoencoder, Unet>(CheckpointParts {
         state: &ctx.state,

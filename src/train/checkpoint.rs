@@ -6,14 +6,14 @@
 //! RUN/epochs.jsonl         one line per epoch with mean loss and metrics
 //! RUN/checkpoint/          the last complete checkpoint:
 //!     state.json               counters, latent scale, backend
-//!     autoencoder.bpk/.safetensors, autoencoder.optim.bpk
-//!     unet.bpk/.safetensors, unet.optim.bpk, unet_ema.bpk/.safetensors
+//!     autoencoder.bpk/.safetensors, autoencoder.adam
+//!     unet.bpk/.safetensors, unet.adam, unet_ema.bpk/.safetensors
 //! ```
 //!
 //! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in
 //! with renames, so a crash mid-save leaves the previous one intact. The
-//! `.bpk` files (burnpack) keep parameter ids, which the optimizer state is
-//! keyed by; the `.safetensors` files carry PyTorch-style names and layouts
+//! `.bpk` files (burnpack) are what latentlab loads; the `.adam` files hold
+//! the optimizer's moments; the `.safetensors` files carry PyTorch-style names and layouts
 //! for use outside latentlab.
 
 use std::fs;
@@ -21,11 +21,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::ModuleOptimizer;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 use super::events::Stage;
+use super::optim::FusedAdam;
 use crate::config::ExperimentConfig;
 
 pub const STATE_VERSION: u32 = 1;
@@ -93,9 +93,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 pub struct CheckpointParts<'a, A: Module, U: Module> {
     pub state: &'a TrainState,
     pub autoencoder: &'a A,
-    pub ae_optim: Option<&'a ModuleOptimizer>,
+    pub ae_optim: Option<&'a FusedAdam>,
     pub unet: Option<&'a U>,
-    pub unet_optim: Option<&'a ModuleOptimizer>,
+    pub unet_optim: Option<&'a FusedAdam>,
     pub unet_ema: Option<&'a U>,
 }
 
@@ -212,13 +212,13 @@ impl RunDir {
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         save_module(parts.autoencoder, &tmp, "autoencoder")?;
         if let Some(opt) = parts.ae_optim {
-            save_optim(opt, &tmp.join("autoencoder.optim.bpk"))?;
+            opt.save(&tmp.join("autoencoder.adam"))?;
         }
         if let Some(unet) = parts.unet {
             save_module(unet, &tmp, "unet")?;
         }
         if let Some(opt) = parts.unet_optim {
-            save_optim(opt, &tmp.join("unet.optim.bpk"))?;
+            opt.save(&tmp.join("unet.adam"))?;
         }
         if let Some(ema) = parts.unet_ema {
             save_module(ema, &tmp, "unet_ema")?;
@@ -259,16 +259,15 @@ impl RunDir {
         })
     }
 
+    /// Restore `optim`'s state from `name.adam` for a model of `params` parameters.
     pub fn load_optim(
         &self,
-        optim: ModuleOptimizer,
+        optim: &mut FusedAdam,
         name: &str,
-    ) -> Result<ModuleOptimizer, CheckpointError> {
-        let path = self.path(&format!("{name}.optim.bpk"));
-        optim.load(&path).map_err(|e| CheckpointError::Invalid {
-            path,
-            message: format!("cannot load the optimizer state ({e})"),
-        })
+        params: usize,
+        device: &burn::tensor::Device,
+    ) -> Result<(), CheckpointError> {
+        optim.load(&self.path(&format!("{name}.adam")), params, device)
     }
 
     /// Append JSON lines to one of the run's logs.
@@ -337,11 +336,4 @@ fn save_module<M: Module>(module: &M, dir: &Path, name: &str) -> Result<(), Chec
         fs::set_permissions(&st, fs::Permissions::from_mode(0o644)).map_err(io_err(&st))?;
     }
     Ok(())
-}
-
-fn save_optim(optim: &ModuleOptimizer, path: &Path) -> Result<(), CheckpointError> {
-    optim.save(path).map_err(|e| CheckpointError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
 }

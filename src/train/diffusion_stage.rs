@@ -1,19 +1,19 @@
 //! Stage 2: train the U-Net to predict the noise added to latents of the
 //! frozen encoder (ε-prediction, MSE).
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::checkpoint::CheckpointParts;
+use super::optim::{FusedAdam, flatten, unflatten};
 use super::events::{Event, Stage};
 use super::trainer::{
-    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, adam, epoch_order, index_tensor, lr_at,
+    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, epoch_order, index_tensor, lr_at,
     mse, report_progress,
 };
 use crate::config::SamplerKind;
 use crate::diffusion::sampler::{Capture, SampleRequest, to_vec};
 use crate::diffusion::NoiseSchedule;
-use crate::model::params::{ema_update, seeded};
+use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
 use crate::rng::Rng;
@@ -40,19 +40,24 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
 
     let ad = ctx.device.clone().autodiff();
     let mut unet = seeded(&ad, cfg.seed.wrapping_add(1), || Unet::new(&cfg.unet, c, &ad));
-    let mut optim = adam(&cfg.diffusion_training);
+    let mut optim = FusedAdam::new(cfg.diffusion_training.grad_clip);
     let resuming = ctx.state.diffusion_step > 0 || ctx.state.diffusion_done;
     if resuming {
         unet = ctx.run.load_module(unet, "unet")?;
         if !ctx.state.diffusion_done {
-            optim = ctx.run.load_optim(optim, "unet")?;
+            ctx.run.load_optim(&mut optim, "unet", unet.num_params(), &ctx.device)?;
         }
     }
-    let use_ema = cfg.diffusion.ema_decay > 0.0;
-    let mut ema = use_ema.then(|| unet.valid());
-    if resuming && use_ema {
-        ema = Some(ctx.run.load_module(unet.valid(), "unet_ema")?);
+    // The EMA lives as one flat vector (two ops per update) and becomes a
+    // module only to sample or to be saved.
+    let decay = cfg.diffusion.ema_decay;
+    let mut ema: Option<Tensor<1>> = (decay > 0.0).then(|| flatten(&unet));
+    if resuming && decay > 0.0 {
+        ema = Some(flatten(&ctx.run.load_module(unet.valid(), "unet_ema")?));
     }
+    let ema_module = |ema: &Option<Tensor<1>>, unet: &Unet| {
+        ema.as_ref().map(|flat| unflatten(unet.valid(), flat.clone()))
+    };
     if ctx.state.diffusion_done {
         return Ok(Outcome::Finished);
     }
@@ -87,10 +92,11 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
         };
         let x_t = x0 * coef(&|ab| ab.sqrt()) + noise.clone() * coef(&|ab| (1.0 - ab).sqrt());
         let loss = mse(unet.forward(x_t.autodiff(), &ts), noise.autodiff());
-        let grads = GradientsParams::from_grads(loss.backward(), &unet);
-        unet = optim.step(lr_at(&cfg.diffusion_training, step, plan.total_steps), unet, grads);
+        let lr = lr_at(&cfg.diffusion_training, step, plan.total_steps);
+        let (updated, weights) = optim.step(lr, unet, &loss.backward());
+        unet = updated;
         if let Some(e) = ema.take() {
-            ema = Some(ema_update(e, &unet, cfg.diffusion.ema_decay));
+            ema = Some(e.mul_scalar(decay) + weights.mul_scalar(1.0 - decay));
         }
         step += 1;
         losses.push(step, loss, n);
@@ -103,7 +109,7 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
         }
         if epoch_done {
             let seconds = epoch_start.elapsed().as_secs_f64();
-            let sampler_net = ema.clone().unwrap_or_else(|| unet.valid());
+            let sampler_net = ema_module(&ema, &unet).unwrap_or_else(|| unet.valid());
             finish_epoch(ctx, ae, &sampler_net, &schedule, epoch + 1, step, losses.take_mean(), seconds)?;
             epoch_start = std::time::Instant::now();
         }
@@ -111,14 +117,14 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
         let periodic = cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps == 0;
         if control != Control::Continue || periodic {
             losses.flush(ctx)?;
-            save(ctx, ae, &unet, Some(&optim), ema.as_ref())?;
+            save(ctx, ae, &unet, Some(&optim), ema_module(&ema, &unet).as_ref())?;
         }
         if control == Control::Stop {
             return Ok(Outcome::Stopped);
         }
     }
     ctx.state.diffusion_done = true;
-    save(ctx, ae, &unet, Some(&optim), ema.as_ref())?;
+    save(ctx, ae, &unet, Some(&optim), ema_module(&ema, &unet).as_ref())?;
     ctx.emit(Event::StageFinished {
         stage: Stage::Diffusion,
     });
@@ -148,7 +154,7 @@ fn save(
     ctx: &mut Ctx,
     ae: &Autoencoder,
     unet: &Unet,
-    optim: Option<&ModuleOptimizer>,
+    optim: Option<&FusedAdam>,
     ema: Option<&Unet>,
 ) -> Result<(), TrainError> {
     let path = ctx.run.save(CheckpointParts {

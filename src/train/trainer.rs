@@ -5,8 +5,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
@@ -135,16 +133,6 @@ impl Ctx {
     pub fn log<T: Serialize>(&self, file: &str, rows: &[T]) -> Result<(), TrainError> {
         Ok(self.run.append_log(file, rows)?)
     }
-}
-
-/// Adam with PyTorch's defaults (ε = 1e-8) and optional per-parameter
-/// gradient-norm clipping.
-pub fn adam(t: &StageTraining) -> ModuleOptimizer {
-    let mut cfg = AdamConfig::new().with_epsilon(1e-8);
-    if t.grad_clip > 0.0 {
-        cfg = cfg.with_grad_clipping(Some(GradientClippingConfig::Norm(t.grad_clip as f32)));
-    }
-    cfg.init()
 }
 
 /// Learning rate at `step` (0-based) of `total`: linear warm-up, then
