@@ -174,6 +174,130 @@ fn exporting_a_png_writes_a_new_file_and_says_where() {
     assert_eq!(h.get_all_by_label_contains("Exported to ").count(), 2, "the app says where each file went");
 }
 
+fn tiny_app(runs: &std::path::Path) -> Harness<'static, App> {
+    let opts = AppOptions {
+        runs_dir: Some(runs.to_path_buf()),
+        dialogs: false,
+        fresh_settings: true,
+        injected: Some(Injected {
+            data: common::synthetic_dataset(256, 64),
+            device: common::device(),
+            backend: "flex".into(),
+        }),
+        ..Default::default()
+    };
+    let mut h = harness(opts, Tab::Experiment);
+    let cfg = common::tiny_config();
+    h.state_mut().form.reset(&cfg);
+    h.state_mut().config = cfg;
+    h.run();
+    h
+}
+
+#[test]
+fn a_finished_run_denoises_samples_and_interpolates_in_the_window() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = tiny_app(runs.path());
+    h.get_by_label("Start").click();
+    assert!(step_until(&mut h, 300, |a| !a.training()), "the run did not finish");
+    assert!(h.state().session.status.starts_with("Finished"), "{}", h.state().session.status);
+    assert!(h.state().session.can_sample);
+    // Every panel has something from the run.
+    assert_eq!(h.state().session.recons.len(), 2);
+    assert!(h.state().session.preview.is_some());
+    assert_eq!(h.state().session.curves.diffusion_epochs.len(), 3);
+
+    h.get_by_label("Denoising").click();
+    h.step();
+    h.get_by_label("Generate").click();
+    assert!(step_until(&mut h, 120, |a| a.denoise.generated.is_some()), "{:?}", h.state().messages);
+    let d = h.state().denoise.generated.clone().unwrap();
+    let cfg = &h.state().config;
+    let steps = match cfg.sampling.sampler {
+        latentlab::config::SamplerKind::Ddpm => cfg.diffusion.timesteps,
+        latentlab::config::SamplerKind::Ddim => cfg.sampling.steps,
+    };
+    assert_eq!((d.n, d.frames.len()), (8, steps), "8 samples, one frame per sampler step");
+    assert!(d.frames.windows(2).all(|w| w[0].t > w[1].t), "frames run from T down to 0");
+
+    h.get_by_label("Samples").click();
+    h.state_mut().settings.samples_n = 6;
+    h.step();
+    h.get_by_label("Generate").click();
+    assert!(step_until(&mut h, 120, |a| !a.samples.images.is_empty()), "{:?}", h.state().messages);
+    assert_eq!(h.state().samples.images.len(), 6 * 784);
+    assert!(h.state().samples.images.iter().all(|v| (0.0..=1.0).contains(v)));
+    h.state_mut().samples.pick = [Some(0), Some(5)];
+    h.state_mut().settings.interp_steps = 5;
+    h.step();
+    h.get_by_label("Interpolate").click();
+    assert!(step_until(&mut h, 120, |a| !a.samples.interpolation.is_empty()), "{:?}", h.state().messages);
+    assert_eq!(h.state().samples.interpolation.len(), 5 * 784);
+    assert!(h.state().messages.iter().all(|m| !m.error), "{:?}", h.state().messages);
+}
+
+#[test]
+fn closing_the_window_while_training_saves_a_checkpoint_first() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = tiny_app(runs.path());
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.epochs = 500;
+    h.state_mut().config = cfg;
+    h.get_by_label("Start").click();
+    assert!(step_until(&mut h, 120, |a| !a.session.curves.ae.is_empty()));
+    h.input_mut()
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .events
+        .push(egui::ViewportEvent::Close);
+    h.step();
+    let commands = |h: &Harness<'static, App>| {
+        h.output().viewport_output[&egui::ViewportId::ROOT].commands.clone()
+    };
+    assert!(commands(&h).contains(&egui::ViewportCommand::CancelClose), "the close waits");
+    let mut closed = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && !closed {
+        h.step();
+        closed = commands(&h).contains(&egui::ViewportCommand::Close);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(closed, "the window closes once the checkpoint is saved");
+    let run_dir = h.state().session.run_dir.clone().unwrap();
+    assert!(run_dir.join("checkpoint/state.json").is_file());
+    assert!(h.state().session.status.contains("Stopped"), "{}", h.state().session.status);
+}
+
+#[test]
+fn settings_survive_a_restart() {
+    use latentlab::ui::settings::Settings;
+    let mut app = App::with_settings(Settings::default(), None, AppOptions {
+        demo: true,
+        fresh_settings: true,
+        ..Default::default()
+    });
+    app.settings.tab = Tab::Latent;
+    app.settings.loss_ema = 0.5;
+    app.config.ae_training.lr = 0.0042;
+    app.sync_settings();
+    let json = serde_json::to_string(&app.settings).unwrap();
+    let restored: Settings = serde_json::from_str(&json).unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let again = App::with_settings(restored, None, AppOptions {
+        dialogs: false,
+        runs_dir: Some(runs.path().to_path_buf()),
+        ..Default::default()
+    });
+    assert_eq!(again.settings.tab, Tab::Latent);
+    assert_eq!(again.settings.loss_ema, 0.5);
+    assert_eq!(again.config.ae_training.lr, 0.0042);
+    // Settings from an older or newer version fall back field by field.
+    let partial: Settings = serde_json::from_str(r#"{"loss_log": false, "unknown": 1}"#).unwrap();
+    assert!(!partial.loss_log);
+    assert_eq!(partial.tab, Tab::Experiment);
+}
+
 fn snapshot_options() -> SnapshotOptions {
     // Software rasterisers differ slightly in anti-aliasing between versions.
     SnapshotOptions::new().threshold(1.0).max_failed_pixels(400)
@@ -181,7 +305,7 @@ fn snapshot_options() -> SnapshotOptions {
 
 fn snapshot(tab: Tab) {
     let mut h = demo(tab, None);
-    h.run();
+    h.step();
     // The latent panel projects on a job thread: wait for it.
     assert!(step_until(&mut h, 30, |a| a.jobs.busy() == 0));
     h.run();

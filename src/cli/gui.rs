@@ -41,9 +41,12 @@ pub struct BenchUiArgs {
     /// Seconds of warm-up before measuring.
     #[arg(long, default_value_t = 5.0)]
     pub warmup: f64,
-    /// Phases to run, in order: headless, reactive, fps60, uncapped.
+    /// Phases to run, in order: headless, reactive, fps60, uncapped, idle.
     #[arg(long, value_delimiter = ',', default_values_t = ["headless".to_string(), "reactive".into(), "fps60".into(), "uncapped".into(), "headless".into()])]
     pub phases: Vec<String>,
+    /// Panel shown in the window phases (the loss plot is the busiest while training).
+    #[arg(long, default_value = "loss")]
+    pub panel: String,
     /// Run one phase in this process and print its result as JSON (used by the parent).
     #[arg(long, hide = true)]
     pub phase: Option<String>,
@@ -113,7 +116,11 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
             let inj = bench::injected(data, kind, device);
             let r = match phase {
                 Phase::Headless => bench::run_headless(cfg, inj, args.warmup, args.seconds),
-                other => bench::run_window(other, cfg, inj, args.warmup, args.seconds),
+                other => {
+                    let tab = crate::ui::Tab::parse(&args.panel)
+                        .ok_or_else(|| CliError::usage(format!("--panel: unknown panel '{}'", args.panel)))?;
+                    bench::run_window(other, tab, cfg, inj, args.warmup, args.seconds)
+                }
             }
             .map_err(CliError::failed)?;
             println!("{}", serde_json::to_string(&r).expect("results serialise"));
@@ -130,6 +137,7 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
                     .args(["--phase", phase])
                     .args(["--seconds", &args.seconds.to_string()])
                     .args(["--warmup", &args.warmup.to_string()])
+                    .args(["--panel", &args.panel])
                     .args(["--device", &b.device, "--threads", &b.threads.to_string()]);
                 if let Some(name) = &b.backend {
                     cmd.args(["--backend", name]);

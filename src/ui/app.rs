@@ -93,11 +93,13 @@ pub struct App {
     pub experiment: experiment::ExperimentView,
     pub frame_stats: FrameStats,
     pub opts: AppOptions,
-    worker: Option<Worker>,
+    pub(super) worker: Option<Worker>,
+    /// The worker's events, relayed by a thread that wakes the UI on each.
+    events: Option<crossbeam_channel::Receiver<crate::train::Event>>,
     pending: Option<Pending>,
     /// The last dataset loaded, kept for restarts: (kind, data dir, data).
     pub(super) data: Option<(DatasetKind, Option<PathBuf>, Arc<LocatedData>)>,
-    closing: bool,
+    pub(super) closing: bool,
     pub overwrite: Option<(PathBuf, Arc<Vec<u8>>)>,
     ticket: u64,
 }
@@ -135,6 +137,7 @@ impl App {
             experiment: Default::default(),
             frame_stats: FrameStats::default(),
             worker: None,
+            events: None,
             pending: None,
             data: None,
             closing: false,
@@ -311,13 +314,34 @@ impl App {
         };
         self.session.state = RunState::Running;
         self.session.status = format!("Starting {}…", p.run_dir.display());
-        self.worker = Some(Worker::spawn(TrainJob {
+        let worker = Worker::spawn(TrainJob {
             run_dir: p.run_dir,
             start: p.start,
             device,
             backend_name: self.backend_name(),
             data,
-        }));
+        });
+        // Redraw when the worker has news instead of polling on a timer:
+        // frames cost CPU that training would otherwise use.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (source, waker) = (worker.events.clone(), self.jobs.waker());
+        let relayed = std::thread::Builder::new()
+            .name("latentlab-events".into())
+            .spawn(move || {
+                for ev in source.iter() {
+                    if tx.send(ev).is_err() {
+                        break;
+                    }
+                    if let Some(ctx) = &waker {
+                        ctx.request_repaint();
+                    }
+                }
+            });
+        self.events = Some(match relayed {
+            Ok(_) => rx,
+            Err(_) => worker.events.clone(),
+        });
+        self.worker = Some(worker);
     }
 
     pub fn command(&mut self, c: Command) {
@@ -333,11 +357,11 @@ impl App {
     /// Drain everything that arrived since the last frame; never blocks.
     pub fn poll(&mut self, ctx: &egui::Context) {
         let mut ended = false;
-        if let Some(w) = &self.worker {
+        if let Some(rx) = &self.events {
             let mut events = Vec::new();
             let mut gone = false;
             loop {
-                match w.events.try_recv() {
+                match rx.try_recv() {
                     Ok(ev) => events.push(ev),
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
                     Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -366,6 +390,7 @@ impl App {
         if ended {
             // The thread is finishing on its own; dropping the handle detaches it.
             self.worker = None;
+            self.events = None;
             work::list_runs(&self.jobs, self.settings.runs_dir.clone());
             if self.closing {
                 ctx.send_viewport_cmd(ViewportCommand::Close);
@@ -426,84 +451,6 @@ impl App {
         }
     }
 
-    fn top_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal_wrapped(|ui| {
-            ui.strong("latentlab");
-            ui.separator();
-            for tab in Tab::ALL {
-                ui.selectable_value(&mut self.settings.tab, tab, tab.title());
-            }
-            ui.separator();
-            experiment::compact_progress(self, ui);
-        });
-    }
-
-    fn messages(&mut self, ui: &mut egui::Ui) {
-        let mut dismiss = None;
-        for (i, m) in self.messages.iter().enumerate() {
-            ui.horizontal(|ui| {
-                if ui.small_button("x").on_hover_text("Dismiss").clicked() {
-                    dismiss = Some(i);
-                }
-                if m.error {
-                    super::widgets::problem(ui, &m.text);
-                } else {
-                    ui.label(&m.text);
-                }
-            });
-        }
-        if let Some(i) = dismiss {
-            self.messages.remove(i);
-        }
-    }
-
-    fn overwrite_prompt(&mut self, ctx: &egui::Context) {
-        let Some((path, _)) = &self.overwrite else {
-            return;
-        };
-        let text = format!("{} already exists. Replace it?", path.display());
-        let mut choice = None;
-        egui::Modal::new(egui::Id::unique("overwrite")).show(ctx, |ui| {
-            ui.label(text);
-            ui.horizontal(|ui| {
-                if ui.button("Replace").clicked() {
-                    choice = Some(true);
-                }
-                if ui.button("Keep the existing file").clicked() {
-                    choice = Some(false);
-                }
-            });
-        });
-        match choice {
-            Some(true) => {
-                if let Some((path, bytes)) = self.overwrite.take() {
-                    super::export::overwrite(&self.jobs, path, bytes);
-                }
-            }
-            Some(false) => {
-                self.overwrite = None;
-                self.info("Export cancelled; the existing file was kept");
-            }
-            None => {}
-        }
-    }
-
-    /// Closing while training: stop (which saves a checkpoint) and close
-    /// once the worker confirms.
-    fn handle_close(&mut self, ctx: &egui::Context) {
-        if !ctx.input(|i| i.viewport().close_requested()) {
-            return;
-        }
-        if self.worker.is_some() {
-            ctx.send_viewport_cmd(ViewportCommand::CancelClose);
-            if !self.closing {
-                self.closing = true;
-                self.command(Command::Stop);
-                self.info("Saving a checkpoint before closing…");
-            }
-        }
-    }
-
     /// Persist settings (also called by eframe's `save`).
     pub fn sync_settings(&mut self) {
         self.settings.config_toml = self.config.to_toml();
@@ -519,8 +466,10 @@ impl eframe::App for App {
         self.frame_stats.last = Some(now);
         self.poll(ctx);
         self.handle_close(ctx);
+        // Events and job results wake the UI themselves; this slow tick only
+        // keeps elapsed-time text fresh between them.
         if self.training() || self.jobs.busy() > 0 {
-            ctx.request_repaint_after(self.opts.repaint.unwrap_or(Duration::from_millis(100)));
+            ctx.request_repaint_after(self.opts.repaint.unwrap_or(Duration::from_secs(1)));
         } else if let Some(every) = self.opts.repaint {
             ctx.request_repaint_after(every);
         }
@@ -558,11 +507,11 @@ impl eframe::App for App {
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         // A close that bypassed the request (e.g. the process being told to
         // quit): still stop cleanly so the last checkpoint is written.
-        if let Some(w) = self.worker.take() {
+        if let (Some(w), Some(events)) = (self.worker.take(), self.events.take()) {
             w.send(Command::Stop);
             let deadline = Instant::now() + Duration::from_secs(120);
             while Instant::now() < deadline {
-                match w.events.recv_timeout(Duration::from_millis(200)) {
+                match events.recv_timeout(Duration::from_millis(200)) {
                     Ok(crate::train::Event::Stopped { .. })
                     | Ok(crate::train::Event::Finished { .. })
                     | Ok(crate::train::Event::Failed { .. })

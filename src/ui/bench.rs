@@ -25,12 +25,14 @@ pub const BENCH_OVERRIDES: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Headless,
-    /// The window as a person uses it: redrawn on events, 10 Hz while training.
+    /// The window as a person uses it: redrawn when the worker reports.
     Reactive,
     /// The window redrawn at 60 frames per second throughout.
     Fps60,
     /// The window redrawn as fast as it can.
     Uncapped,
+    /// The window redrawn as fast as it can, with no training: what a frame costs.
+    Idle,
 }
 
 impl Phase {
@@ -40,6 +42,7 @@ impl Phase {
             "reactive" => Phase::Reactive,
             "fps60" => Phase::Fps60,
             "uncapped" => Phase::Uncapped,
+            "idle" => Phase::Idle,
             _ => return None,
         })
     }
@@ -50,6 +53,7 @@ impl Phase {
             Phase::Reactive => "reactive",
             Phase::Fps60 => "fps60",
             Phase::Uncapped => "uncapped",
+            Phase::Idle => "idle",
         }
     }
 }
@@ -198,7 +202,14 @@ impl eframe::App for BenchApp {
     }
 }
 
-pub fn run_window(phase: Phase, cfg: ExperimentConfig, inj: Injected, warmup: f64, seconds: f64) -> Result<PhaseResult, String> {
+pub fn run_window(
+    phase: Phase,
+    tab: super::Tab,
+    cfg: ExperimentConfig,
+    inj: Injected,
+    warmup: f64,
+    seconds: f64,
+) -> Result<PhaseResult, String> {
     if !super::display_available() {
         return Err(super::NO_DISPLAY.into());
     }
@@ -208,7 +219,7 @@ pub fn run_window(phase: Phase, cfg: ExperimentConfig, inj: Injected, warmup: f6
     let repaint = match phase {
         Phase::Reactive | Phase::Headless => None,
         Phase::Fps60 => Some(Duration::from_micros(16_000)),
-        Phase::Uncapped => Some(Duration::ZERO),
+        Phase::Uncapped | Phase::Idle => Some(Duration::ZERO),
     };
     let batch = cfg.ae_training.batch_size;
     let runs = dir.clone();
@@ -227,9 +238,13 @@ pub fn run_window(phase: Phase, cfg: ExperimentConfig, inj: Injected, warmup: f6
             let mut app = App::new(cc, opts);
             app.form.reset(&cfg);
             app.config = cfg;
-            // The loss panel: the busiest view while training.
-            app.settings.tab = super::Tab::Loss;
-            app.start_new();
+            app.settings.tab = tab;
+            if phase == Phase::Idle {
+                // Something to draw: the demo curves.
+                super::demo::fill(&mut app);
+            } else {
+                app.start_new();
+            }
             Ok(Box::new(BenchApp {
                 app,
                 began: Instant::now(),
@@ -263,7 +278,7 @@ pub fn report(results: &[PhaseResult]) -> String {
         "phase", "train img/s", "overhead", "fps", "ui p50 ms", "ui p95 ms", "frame p95 ms"
     );
     for r in results {
-        let overhead = if r.phase == "headless" || base <= 0.0 {
+        let overhead = if r.phase == "headless" || r.phase == "idle" || base <= 0.0 {
             "-".to_string()
         } else {
             format!("{:+.1}%", (1.0 - r.images_per_sec / base) * 100.0)

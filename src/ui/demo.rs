@@ -131,6 +131,14 @@ fn frames(app: &App, clean: &[f32], n: usize) -> Vec<DecodedFrame> {
 }
 
 pub fn fill(app: &mut App) {
+    // The seed preset mirrors a published model, so it stays put: snapshots
+    // of the demo do not move when the other presets are tuned.
+    if let Ok(mut cfg) = crate::config::ExperimentConfig::preset("seed") {
+        cfg.name = "demo".into();
+        app.form.reset(&cfg);
+        app.config = cfg;
+        app.settings.preset = "seed".into();
+    }
     let d = data::load(DatasetKind::Mnist, &LocatedDataset::EmbeddedSubset { note: None })
         .expect("the embedded subset is valid");
     let s = &mut app.session;

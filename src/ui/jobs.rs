@@ -120,6 +120,11 @@ impl Jobs {
         self.running.load(Ordering::Relaxed)
     }
 
+    /// The context to wake when something arrives (None in headless use).
+    pub fn waker(&self) -> Option<egui::Context> {
+        self.waker.clone()
+    }
+
     pub fn try_recv(&self) -> Option<JobResult> {
         self.rx.try_recv().ok()
     }

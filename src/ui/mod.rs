@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+mod chrome;
 mod config_form;
 pub mod demo;
 pub mod denoising;
@@ -72,6 +73,10 @@ pub fn run_workbench(opts: AppOptions, renderer: RendererChoice, backend: Option
         TITLE,
         native_options(true, renderer),
         Box::new(move |cc| {
+            // Ctrl-C in the terminal closes the window the normal way, so a
+            // running training is stopped and checkpointed first.
+            let ctx = cc.egui_ctx.clone();
+            let _ = ctrlc::set_handler(move || ctx.send_viewport_cmd(egui::ViewportCommand::Close));
             let mut app = App::new(cc, opts);
             // Backend flags on the command line win over the saved choice.
             if let Some(b) = backend {

@@ -1,0 +1,89 @@
+//! The window's frame around the panels: tabs, messages, the overwrite
+//! question, and closing while training.
+
+use egui::ViewportCommand;
+
+use super::app::App;
+use super::experiment;
+use super::settings::Tab;
+use crate::train::Command;
+
+impl App {
+    pub(super) fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.strong("latentlab");
+            ui.separator();
+            for tab in Tab::ALL {
+                ui.selectable_value(&mut self.settings.tab, tab, tab.title());
+            }
+            ui.separator();
+            experiment::compact_progress(self, ui);
+        });
+    }
+
+    pub(super) fn messages(&mut self, ui: &mut egui::Ui) {
+        let mut dismiss = None;
+        for (i, m) in self.messages.iter().enumerate() {
+            ui.horizontal(|ui| {
+                if ui.small_button("x").on_hover_text("Dismiss").clicked() {
+                    dismiss = Some(i);
+                }
+                if m.error {
+                    super::widgets::problem(ui, &m.text);
+                } else {
+                    ui.label(&m.text);
+                }
+            });
+        }
+        if let Some(i) = dismiss {
+            self.messages.remove(i);
+        }
+    }
+
+    pub(super) fn overwrite_prompt(&mut self, ctx: &egui::Context) {
+        let Some((path, _)) = &self.overwrite else {
+            return;
+        };
+        let text = format!("{} already exists. Replace it?", path.display());
+        let mut choice = None;
+        egui::Modal::new(egui::Id::unique("overwrite")).show(ctx, |ui| {
+            ui.label(text);
+            ui.horizontal(|ui| {
+                if ui.button("Replace").clicked() {
+                    choice = Some(true);
+                }
+                if ui.button("Keep the existing file").clicked() {
+                    choice = Some(false);
+                }
+            });
+        });
+        match choice {
+            Some(true) => {
+                if let Some((path, bytes)) = self.overwrite.take() {
+                    super::export::overwrite(&self.jobs, path, bytes);
+                }
+            }
+            Some(false) => {
+                self.overwrite = None;
+                self.info("Export cancelled; the existing file was kept");
+            }
+            None => {}
+        }
+    }
+
+    /// Closing while training: stop (which saves a checkpoint) and close
+    /// once the worker confirms.
+    pub(super) fn handle_close(&mut self, ctx: &egui::Context) {
+        if !ctx.input(|i| i.viewport().close_requested()) {
+            return;
+        }
+        if self.worker.is_some() {
+            ctx.send_viewport_cmd(ViewportCommand::CancelClose);
+            if !self.closing {
+                self.closing = true;
+                self.command(Command::Stop);
+                self.info("Saving a checkpoint before closing…");
+            }
+        }
+    }
+}
