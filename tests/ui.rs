@@ -309,7 +309,7 @@ fn snapshot(tab: Tab) {
     // The latent panel projects on a job thread: wait for it.
     assert!(step_until(&mut h, 30, |a| a.jobs.busy() == 0));
     h.run();
-    h.snapshot_options(&format!("panel_{}", tab.slug()), &snapshot_options());
+    h.snapshot_options(format!("panel_{}", tab.slug()), &snapshot_options());
 }
 
 #[test]

@@ -34,7 +34,7 @@ impl Default for TsneOptions {
 /// Project `data` (`n` rows of `dim` values) onto its first two principal
 /// axes. Deterministic: power iteration from a fixed start vector.
 pub fn pca(data: &[f32], dim: usize) -> Vec<[f32; 2]> {
-    let n = if dim == 0 { 0 } else { data.len() / dim };
+    let n = data.len().checked_div(dim).unwrap_or(0);
     if n == 0 {
         return Vec::new();
     }
@@ -114,7 +114,7 @@ pub fn tsne(
     opts: &TsneOptions,
     snapshot: &mut dyn FnMut(usize, &[[f32; 2]]) -> bool,
 ) -> Result<Vec<[f32; 2]>, Cancelled> {
-    let n = if dim == 0 { 0 } else { data.len() / dim };
+    let n = data.len().checked_div(dim).unwrap_or(0);
     if n < 8 {
         return Ok(pca(data, dim));
     }

@@ -332,8 +332,10 @@ impl App {
                     if tx.send(ev).is_err() {
                         break;
                     }
+                    // One frame per burst (Losses and Progress come in pairs),
+                    // at most four a second: live enough for curves and ETA.
                     if let Some(ctx) = &waker {
-                        ctx.request_repaint();
+                        ctx.request_repaint_after(Duration::from_millis(250));
                     }
                 }
             });

@@ -24,6 +24,9 @@ pub fn sampling_only(path: &str) -> bool {
     path.starts_with("sampling.")
 }
 
+/// A section's name and its (path, value) fields.
+type Section<'a> = (&'a str, Vec<&'a (String, toml::Value)>);
+
 #[derive(Debug, Default, Clone)]
 pub struct ConfigForm {
     /// Raw text of the text-edited fields, by dotted path.
@@ -147,7 +150,7 @@ impl ConfigForm {
     pub fn show(&mut self, ui: &mut egui::Ui, cfg: &mut ExperimentConfig, problems: &[Problem]) -> Vec<String> {
         let mut changed = Vec::new();
         let fields = Self::fields(cfg);
-        let mut sections: Vec<(&str, Vec<&(String, toml::Value)>)> = Vec::new();
+        let mut sections: Vec<Section> = Vec::new();
         for f in &fields {
             let s = section_of(&f.0);
             match sections.last_mut() {
@@ -157,7 +160,7 @@ impl ConfigForm {
         }
         // Three columns, sections kept in order and split near-evenly by size.
         let total: usize = sections.iter().map(|(_, f)| f.len() + 2).sum();
-        let mut columns: Vec<Vec<(&str, Vec<&(String, toml::Value)>)>> = vec![Vec::new(); 3];
+        let mut columns: Vec<Vec<Section>> = vec![Vec::new(); 3];
         let mut filled = 0;
         for sec in sections {
             let col = (filled * 3 / total.max(1)).min(2);

@@ -292,6 +292,7 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
         let dir = PathBuf::from(app.settings.resume_dir.trim());
         if ui
             .add_enabled(!training && !app.settings.resume_dir.trim().is_empty(), egui::Button::new("Resume run"))
+            .on_hover_text("Continue the run from its last checkpoint; a finished run opens for sampling")
             .clicked()
         {
             app.resume_from(&dir);

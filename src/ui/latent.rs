@@ -137,8 +137,12 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
     let stamp = (app.session.generation, latents.epoch);
     if app.latent.pca_epoch != Some(stamp) && app.latent.running.is_none() {
         app.latent.pca_epoch = Some(stamp);
-        launch(app, Subset::Batch, Method::Pca);
-        launch(app, Subset::All, Method::Pca);
+        for s in [Subset::Batch, Subset::All] {
+            // A finished t-SNE stays until the user asks for another map.
+            if app.latent.maps.get(&s).is_none_or(|m| m.method == Method::Pca) {
+                launch(app, s, Method::Pca);
+            }
+        }
     }
     controls(app, ui, latents.epoch);
     let subset = app.latent.subset;
