@@ -298,6 +298,38 @@ fn settings_survive_a_restart() {
     assert_eq!(partial.tab, Tab::Experiment);
 }
 
+#[test]
+fn t_sne_streams_into_the_latent_map_and_can_be_cancelled() {
+    use latentlab::ui::jobs::Subset;
+    use latentlab::ui::work::Method;
+    let mut h = demo(Tab::Latent, None);
+    h.step();
+    assert!(step_until(&mut h, 30, |a| a.jobs.busy() == 0));
+    h.state_mut().latent.subset = Subset::Batch;
+    h.state_mut().settings.projection = Method::Tsne;
+    h.state_mut().settings.tsne_epochs = 300;
+    h.step();
+    h.get_by_label("Project").click();
+    let finished = |a: &App| {
+        a.latent.running.is_none()
+            && a.latent.maps.get(&Subset::Batch).is_some_and(|m| m.method == Method::Tsne && m.done)
+    };
+    assert!(step_until(&mut h, 120, finished), "{:?}", h.state().messages);
+    // Intermediate embeddings (one every 10 iterations) came before the final one.
+    assert!(h.state().latent.streamed >= 29, "{} snapshots", h.state().latent.streamed);
+    let map = &h.state().latent.maps[&Subset::Batch];
+    assert_eq!((map.points.len(), map.iteration), (64, 300));
+    // A second, longer run is cancelled: the last snapshot stays, unfinished.
+    h.state_mut().settings.tsne_epochs = 5000;
+    h.step();
+    h.get_by_label("Project").click();
+    assert!(step_until(&mut h, 60, |a| a.latent.maps[&Subset::Batch].iteration < 5000
+        && !a.latent.maps[&Subset::Batch].done));
+    h.get_by_label("Cancel").click();
+    assert!(step_until(&mut h, 60, |a| a.jobs.busy() == 0 && a.latent.running.is_none()));
+    assert!(!h.state().latent.maps[&Subset::Batch].done);
+}
+
 fn snapshot_options() -> SnapshotOptions {
     // Software rasterisers differ slightly in anti-aliasing between versions.
     SnapshotOptions::new().threshold(1.0).max_failed_pixels(400)

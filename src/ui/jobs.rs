@@ -39,6 +39,8 @@ pub enum JobResult {
         subset: Subset,
         points: Vec<[f32; 2]>,
         epoch: usize,
+        /// t-SNE iterations done so far (0 for PCA).
+        iteration: usize,
         done: bool,
     },
     Progress {

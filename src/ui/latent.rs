@@ -19,6 +19,8 @@ pub struct Map {
     pub epoch: usize,
     pub method: Method,
     pub done: bool,
+    /// t-SNE iterations behind this map (0 for PCA).
+    pub iteration: usize,
     pub version: u64,
 }
 
@@ -29,6 +31,8 @@ pub struct LatentView {
     pub running: Option<(u64, Subset, CancelFlag)>,
     pub selected: Option<usize>,
     pub decoded: Option<(usize, Vec<f32>)>,
+    /// Intermediate t-SNE embeddings shown so far (the map settling).
+    pub streamed: usize,
     /// Latents epoch the automatic PCA was made for.
     pca_epoch: Option<(u64, usize)>,
     /// Points split by label, rebuilt when the map changes.
@@ -43,6 +47,7 @@ impl Default for LatentView {
             running: None,
             selected: None,
             decoded: None,
+            streamed: 0,
             pca_epoch: None,
             series: None,
         }
@@ -88,6 +93,7 @@ pub fn on_result(app: &mut App, r: JobResult) {
             subset,
             points,
             epoch,
+            iteration,
             done,
         } => {
             let stale_tsne = app
@@ -102,8 +108,12 @@ pub fn on_result(app: &mut App, r: JobResult) {
                 Some((t, _, _)) if *t == ticket => Method::Tsne,
                 _ => Method::Pca,
             };
-            if done && method == Method::Tsne {
-                app.latent.running = None;
+            if method == Method::Tsne {
+                if done {
+                    app.latent.running = None;
+                } else {
+                    app.latent.streamed += 1;
+                }
             }
             app.latent.maps.insert(
                 subset,
@@ -112,6 +122,7 @@ pub fn on_result(app: &mut App, r: JobResult) {
                     epoch,
                     method,
                     done,
+                    iteration,
                     version: fresh_version(),
                 },
             );
@@ -270,9 +281,9 @@ fn controls(app: &mut App, ui: &mut egui::Ui, epoch: usize) {
         }
         if let Some(m) = app.latent.maps.get(&subset) {
             let what = match m.method {
-                Method::Tsne if m.done => "t-SNE",
-                Method::Tsne => "t-SNE (in progress)",
-                Method::Pca => "PCA",
+                Method::Tsne if m.done => format!("t-SNE ({} iterations)", m.iteration),
+                Method::Tsne => format!("t-SNE (iteration {}, settling)", m.iteration),
+                Method::Pca => "PCA".into(),
             };
             ui.weak(format!("{what} of epoch {} latents (latest: epoch {epoch})", m.epoch));
         }

@@ -72,17 +72,18 @@ pub fn project(
     cancel: CancelFlag,
 ) {
     jobs.spawn("projection", move |reply| {
-        let send = |points: Vec<[f32; 2]>, done: bool| {
+        let send = |points: Vec<[f32; 2]>, iteration: usize, done: bool| {
             reply.send(JobResult::Projection {
                 ticket,
                 subset,
                 points,
                 epoch,
+                iteration,
                 done,
             })
         };
         match method {
-            Method::Pca => send(projection::pca(&values, dim), true),
+            Method::Pca => send(projection::pca(&values, dim), 0, true),
             Method::Tsne => {
                 // One thread of its own: training keeps the shared rayon pool.
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -90,13 +91,13 @@ pub fn project(
                     .build()
                     .map_err(|e| e.to_string())?;
                 let result = pool.install(|| {
-                    projection::tsne(&values, dim, &opts, &mut |_, points| {
-                        send(points.to_vec(), false);
+                    projection::tsne(&values, dim, &opts, &mut |i, points| {
+                        send(points.to_vec(), i, false);
                         !cancel.is_cancelled()
                     })
                 });
                 if let Ok(points) = result {
-                    send(points, true);
+                    send(points, opts.epochs, true);
                 }
             }
         }
