@@ -113,6 +113,7 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
             eta: 0.0,
             variance: VarianceKind::Beta,
             seed: 3,
+            clip_x0: None,
             capture: Capture::None,
             initial: None,
         };

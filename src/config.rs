@@ -80,6 +80,11 @@ pub struct DiffusionConfig {
     pub standardize_latents: bool,
     /// EMA decay of the U-Net weights used for sampling; 0 disables EMA.
     pub ema_decay: f64,
+    /// Clip the sampler's x̂0 to the range of the training latents. Without
+    /// it, ε-prediction at the near-zero signal of a cosine schedule's last
+    /// timesteps amplifies small errors into huge latents.
+    #[serde(default)]
+    pub clip_x0: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -131,6 +131,7 @@ impl LatentDiffusion {
             eta: s.eta,
             variance: s.variance,
             seed,
+            clip_x0: self.state.latent_bound,
             capture: sampler::Capture::None,
             initial: None,
         }

@@ -23,6 +23,7 @@ fn request(sampler: SamplerKind, seed: u64) -> SampleRequest {
         eta: 0.0,
         variance: VarianceKind::Beta,
         seed,
+        clip_x0: None,
         capture: Capture::None,
         initial: None,
     }

@@ -29,6 +29,8 @@ pub struct SampleRequest {
     pub eta: f64,
     pub variance: VarianceKind,
     pub seed: u64,
+    /// Clip x̂0 to [−b, b] (in the diffusion's latent space) at every step.
+    pub clip_x0: Option<f32>,
     pub capture: Capture,
     /// Start from this x_T ([n·latent_dim], standardised space) instead of
     /// fresh noise — used for interpolation.
@@ -104,9 +106,16 @@ pub fn sample(
     };
     let mut frames = Vec::new();
     for (i, &t) in visits.iter().enumerate() {
-        let eps = unet.forward(x.clone(), &vec![t; n]);
+        let mut eps = unet.forward(x.clone(), &vec![t; n]);
         let ab = schedule.alpha_bars[t];
-        let x0_pred = (x.clone() - eps.clone().mul_scalar((1.0 - ab).sqrt())).div_scalar(ab.sqrt());
+        let mut x0_pred =
+            (x.clone() - eps.clone().mul_scalar((1.0 - ab).sqrt())).div_scalar(ab.sqrt());
+        if let Some(bound) = req.clip_x0 {
+            // Keep ε consistent with the clipped x̂0, so both samplers'
+            // updates (written in ε) move towards the clipped estimate.
+            x0_pred = x0_pred.clamp(-bound, bound);
+            eps = (x.clone() - x0_pred.clone().mul_scalar(ab.sqrt())).div_scalar((1.0 - ab).sqrt());
+        }
         if wants(t) {
             frames.push(Frame {
                 t,

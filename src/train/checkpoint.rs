@@ -43,6 +43,9 @@ pub struct TrainState {
     pub diffusion_done: bool,
     /// Multiply encoder latents by this before diffusion (1 when not standardised).
     pub latent_scale: f32,
+    /// Largest |value| of the scaled training latents, when x̂0 is clipped.
+    #[serde(default)]
+    pub latent_bound: Option<f32>,
     pub backend: String,
 }
 
@@ -56,6 +59,7 @@ impl TrainState {
             ae_done: false,
             diffusion_done: false,
             latent_scale: 1.0,
+            latent_bound: None,
             backend: backend.into(),
         }
     }

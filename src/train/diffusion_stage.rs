@@ -29,11 +29,16 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
     let dim = c * h * w;
     let latents = encode_all(ae, &ctx.data.train);
     if ctx.state.diffusion_step == 0 && !ctx.state.diffusion_done {
-        ctx.state.latent_scale = if cfg.diffusion.standardize_latents {
-            unit_variance_scale(&to_vec(latents.clone()))
+        let host = to_vec(latents.clone());
+        let scale = if cfg.diffusion.standardize_latents {
+            unit_variance_scale(&host)
         } else {
             1.0
         };
+        ctx.state.latent_scale = scale;
+        ctx.state.latent_bound = cfg.diffusion.clip_x0.then(|| {
+            host.iter().fold(0f32, |m, v| m.max(v.abs())) * scale
+        });
     }
     let latents = latents.mul_scalar(ctx.state.latent_scale);
     let schedule = NoiseSchedule::new(&cfg.diffusion);
@@ -205,6 +210,7 @@ fn finish_epoch(
         eta: 0.0,
         variance: ctx.cfg.sampling.variance,
         seed: ctx.cfg.seed,
+        clip_x0: ctx.state.latent_bound,
         capture: Capture::All,
         initial: None,
     };

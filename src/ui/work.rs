@@ -116,9 +116,10 @@ pub struct Generate {
     pub capture: bool,
 }
 
-fn request(g: &Generate, initial: Vec<f32>, n: usize) -> SampleRequest {
+fn request(g: &Generate, initial: Vec<f32>, n: usize, clip_x0: Option<f32>) -> SampleRequest {
     SampleRequest {
         n,
+        clip_x0,
         sampler: g.sampling.sampler,
         steps: g.sampling.steps,
         eta: g.sampling.eta,
@@ -138,7 +139,7 @@ pub fn generate(jobs: &Jobs, ticket: u64, g: Generate, cancel: CancelFlag) {
         // The same x_T the sampler would draw, made explicit so that
         // interpolation can start from it.
         let initial = Rng::derive(g.seed, "sampling").normals(g.n * dim);
-        let req = request(&g, initial.clone(), g.n);
+        let req = request(&g, initial.clone(), g.n, model.state.latent_bound);
         let (images, frames) = model
             .generate(&req, &mut |done, total| {
                 reply.send(JobResult::Progress {
@@ -190,7 +191,7 @@ pub fn interpolate(jobs: &Jobs, ticket: u64, g: Generate, a: Vec<f32>, b: Vec<f3
         g.sampling.sampler = SamplerKind::Ddim;
         g.sampling.eta = 0.0;
         g.capture = false;
-        let req = request(&g, initial, steps);
+        let req = request(&g, initial, steps, model.state.latent_bound);
         let (images, _) = model
             .generate(&req, &mut |_, _| true)
             .map_err(|e| e.to_string())?;
