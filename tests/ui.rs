@@ -17,7 +17,8 @@ fn harness(opts: AppOptions, tab: Tab) -> Harness<'static, App> {
         .with_size([1280.0, 800.0])
         .with_max_steps(50)
         .build_eframe(move |cc| {
-            let mut app = App::new(cc, opts);
+            // kittest does not clear to the app's colour; eframe does.
+            let mut app = App::new(cc, AppOptions { opaque: true, ..opts });
             app.settings.tab = tab;
             app
         })

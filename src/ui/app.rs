@@ -40,8 +40,11 @@ pub struct AppOptions {
     pub demo: bool,
     /// Ignore persisted settings (tests, screenshots).
     pub fresh_settings: bool,
-    /// Repaint at this interval while training (None: 100 ms, reactive).
+    /// Repaint at this interval (None: only on input, worker reports and jobs).
     pub repaint: Option<Duration>,
+    /// Paint the window background: for renderers that do not clear to
+    /// `clear_color` (egui_kittest). eframe clears, so this stays off there.
+    pub opaque: bool,
 }
 
 impl Default for AppOptions {
@@ -53,6 +56,7 @@ impl Default for AppOptions {
             demo: false,
             fresh_settings: false,
             repaint: None,
+            opaque: false,
         }
     }
 }
@@ -480,14 +484,22 @@ impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let began = Instant::now();
         let ctx = ui.ctx().clone();
-        egui::Panel::top("tabs").show(ui, |ui| {
+        if self.opts.opaque {
+            let fill = ui.visuals().panel_fill;
+            ui.painter().rect_filled(ui.max_rect(), 0.0, fill);
+        }
+        let bare = super::widgets::bare_panel(ui);
+        egui::Panel::top("tabs").frame(bare).show(ui, |ui| {
             self.top_bar(ui);
             if !self.messages.is_empty() {
                 self.messages(ui);
             }
         });
-        egui::Panel::bottom("status").show(ui, |ui| experiment::status_line(self, ui));
-        egui::CentralPanel::default_margins().show(ui, |ui| match self.settings.tab {
+        egui::Panel::bottom("status").frame(bare).show(ui, |ui| experiment::status_line(self, ui));
+        // No fill: the clear colour is the panel colour already, and under
+        // software GL every full-window fill costs frame time.
+        let central = egui::CentralPanel::default_margins().frame(egui::Frame::new().inner_margin(8));
+        central.show(ui, |ui| match self.settings.tab {
             Tab::Experiment => experiment::show(self, ui),
             Tab::Loss => loss::show(self, ui),
             Tab::Reconstructions => reconstructions::show(self, ui),
@@ -497,6 +509,10 @@ impl eframe::App for App {
         });
         self.overwrite_prompt(&ctx);
         self.frame_stats.ui_times.push(began.elapsed().as_secs_f32());
+    }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -200,6 +200,10 @@ impl eframe::App for BenchApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         self.app.ui(ui, frame);
     }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        self.app.clear_color(visuals)
+    }
 }
 
 pub fn run_window(
@@ -273,15 +277,33 @@ pub fn report(results: &[PhaseResult]) -> String {
         .map(|r| r.images_per_sec)
         .collect();
     let base = headless.iter().sum::<f64>() / headless.len().max(1) as f64;
+    // Other load on the machine drifts: compare each window phase with the
+    // headless runs right before and after it, when there are any.
+    let neighbours = |i: usize| -> f64 {
+        let is_h = |r: &&PhaseResult| r.phase == "headless";
+        let before = results[..i].iter().rev().find(is_h).map(|r| r.images_per_sec);
+        let after = results[i + 1..].iter().find(is_h).map(|r| r.images_per_sec);
+        match (before, after) {
+            (Some(a), Some(b)) => (a + b) / 2.0,
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => base,
+        }
+    };
     let mut s = format!(
-        "{:<10} {:>12} {:>10} {:>8} {:>10} {:>10} {:>12}\n",
-        "phase", "train img/s", "overhead", "fps", "ui p50 ms", "ui p95 ms", "frame p95 ms"
+        "{:<10} {:>12} {:>10} {:>12} {:>8} {:>10} {:>10} {:>12}\n",
+        "phase", "train img/s", "overhead", "vs adjacent", "fps", "ui p50 ms", "ui p95 ms", "frame p95 ms"
     );
-    for r in results {
-        let overhead = if r.phase == "headless" || r.phase == "idle" || base <= 0.0 {
-            "-".to_string()
-        } else {
+    for (i, r) in results.iter().enumerate() {
+        let measured = r.phase != "headless" && r.phase != "idle" && base > 0.0;
+        let overhead = if measured {
             format!("{:+.1}%", (1.0 - r.images_per_sec / base) * 100.0)
+        } else {
+            "-".to_string()
+        };
+        let adjacent = if measured {
+            format!("{:+.1}%", (1.0 - r.images_per_sec / neighbours(i)) * 100.0)
+        } else {
+            "-".to_string()
         };
         let (fps, p50, p95, iv) = if r.frames == 0 {
             ("-".into(), "-".into(), "-".into(), "-".into())
@@ -294,8 +316,8 @@ pub fn report(results: &[PhaseResult]) -> String {
             )
         };
         s.push_str(&format!(
-            "{:<10} {:>12.0} {:>10} {:>8} {:>10} {:>10} {:>12}\n",
-            r.phase, r.images_per_sec, overhead, fps, p50, p95, iv
+            "{:<10} {:>12.0} {:>10} {:>12} {:>8} {:>10} {:>10} {:>12}\n",
+            r.phase, r.images_per_sec, overhead, adjacent, fps, p50, p95, iv
         ));
     }
     s.push_str(&format!("headless mean: {base:.0} img/s over {} run(s)\n", headless.len()));

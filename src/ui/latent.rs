@@ -162,6 +162,7 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         return;
     };
     egui::Panel::right("latent-pick")
+        .frame(super::widgets::bare_panel(ui))
         .default_size(220.0)
         .show(ui, |ui| selection(app, ui, &latents));
     let n = map.points.len().min(latents.labels.len());

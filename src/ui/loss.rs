@@ -133,6 +133,7 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         }
     });
     egui::Panel::right("overlay-runs")
+        .frame(super::widgets::bare_panel(ui))
         .resizable(true)
         .default_size(230.0)
         .show(ui, |ui| overlay_picker(app, ui));
@@ -203,6 +204,7 @@ fn plot(app: &mut App, ui: &mut egui::Ui, stage: Stage, height: f32) {
         .height(height - 20.0)
         .legend(Legend::default())
         .x_axis_label("step")
+        .show_background(false)
         .y_axis_formatter(move |mark, _| format!("{:.3}", fmt_y(mark.value)))
         .label_formatter(move |pos: &HoverPosition<'_>| match pos {
             HoverPosition::NearDataPoint { plot_name, position, .. } => Some(format!(

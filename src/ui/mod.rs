@@ -127,6 +127,10 @@ impl eframe::App for Shooter {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         self.app.ui(ui, frame);
     }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        self.app.clear_color(visuals)
+    }
 }
 
 fn save_color_image(image: &egui::ColorImage, out: &Path) -> Result<(), String> {

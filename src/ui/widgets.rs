@@ -84,6 +84,12 @@ pub const LABEL_COLORS: [Color32; 10] = [
     Color32::from_rgb(23, 190, 207),
 ];
 
+/// A side or top panel frame without a fill: the window is cleared to the
+/// panel colour, and each full-size fill costs frame time under software GL.
+pub fn bare_panel(ui: &egui::Ui) -> egui::Frame {
+    egui::Frame::side_top_panel(ui.style()).fill(Color32::TRANSPARENT)
+}
+
 /// A red message line, used next to fields and buttons.
 pub fn problem(ui: &mut egui::Ui, text: impl Into<String>) -> egui::Response {
     ui.colored_label(ui.visuals().error_fg_color, text.into())
