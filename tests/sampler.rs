@@ -98,3 +98,18 @@ fn sampling_can_be_cancelled() {
     assert!(result.is_err());
     assert_eq!(calls, 3);
 }
+
+#[test]
+fn clipping_bounds_every_x0_estimate_and_the_result() {
+    let (unet, s) = setup();
+    let mut req = request(SamplerKind::Ddim, 8);
+    req.clip_x0 = Some(0.05);
+    req.capture = Capture::All;
+    let (out, frames) = run(&unet, &s, &req);
+    assert!(frames.iter().all(|f| f.x0_pred.iter().all(|v| v.abs() <= 0.05 + 1e-6)));
+    // DDIM's last step returns x̂0 itself.
+    assert!(out.iter().all(|v| v.abs() <= 0.05 + 1e-5), "{out:?}");
+    req.clip_x0 = None;
+    let (free, _) = run(&unet, &s, &req);
+    assert!(free.iter().any(|v| v.abs() > 0.05), "an untrained model's samples exceed the bound");
+}
