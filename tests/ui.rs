@@ -271,6 +271,34 @@ fn closing_the_window_while_training_saves_a_checkpoint_first() {
 }
 
 #[test]
+fn resuming_a_run_in_the_window_continues_its_curve() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = tiny_app(runs.path());
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.epochs = 500;
+    h.state_mut().config = cfg;
+    h.get_by_label("Start").click();
+    assert!(step_until(&mut h, 120, |a| a.session.curves.ae.len() >= 3));
+    h.get_by_label("Stop").click();
+    assert!(step_until(&mut h, 120, |a| !a.training()));
+    let before = h.state().session.curves.ae.len();
+    let dir = h.state().session.run_dir.clone().unwrap();
+    h.state_mut().settings.resume_dir = dir.display().to_string();
+    h.step();
+    h.get_by_label("Resume run").click();
+    let grown = step_until(&mut h, 120, |a| {
+        !a.session.history_pending && a.session.curves.ae.len() > before + 2
+    });
+    assert!(grown, "{:?} {:?}", h.state().session.status, h.state().messages);
+    assert!(h.state().session.status.starts_with("Resumed"), "{}", h.state().session.status);
+    let steps: Vec<usize> = h.state().session.curves.ae.iter().map(|p| p.0).collect();
+    assert_eq!(steps[0], 1, "the history before the stop is back");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "one curve, no repeats: {steps:?}");
+    h.get_by_label("Stop").click();
+    assert!(step_until(&mut h, 120, |a| !a.training()));
+}
+
+#[test]
 fn settings_survive_a_restart() {
     use latentlab::ui::settings::Settings;
     let mut app = App::with_settings(Settings::default(), None, AppOptions {

@@ -377,7 +377,12 @@ impl App {
                 }
             }
             for ev in events {
-                match self.session.apply(ev) {
+                let resumed = matches!(&ev, crate::train::Event::RunStarted { resumed_at: Some(_), .. });
+                let outcome = self.session.apply(ev);
+                if resumed && let Some(dir) = self.session.run_dir.clone() {
+                    work::load_curves(&self.jobs, dir);
+                }
+                match outcome {
                     Outcome::Nothing => {}
                     Outcome::Ended => ended = true,
                     Outcome::Failed(m) => {
@@ -446,7 +451,11 @@ impl App {
             }
             JobResult::RunsListed(runs) => self.loss.runs = runs,
             JobResult::RunCurves { dir, curves } => {
-                self.loss.overlays.insert(dir, *curves);
+                if self.session.history_pending && self.session.run_dir.as_ref() == Some(&dir) {
+                    self.session.merge_history(*curves);
+                } else {
+                    self.loss.overlays.insert(dir, *curves);
+                }
             }
             JobResult::PickedFolder(dir) => {
                 self.settings.resume_dir = dir.display().to_string();

@@ -169,6 +169,8 @@ pub struct Session {
     pub status: String,
     /// Bumped when the run changes, so panels drop stale caches.
     pub generation: u64,
+    /// A resumed run whose earlier curves are still being read.
+    pub history_pending: bool,
 }
 
 impl Default for Session {
@@ -188,6 +190,7 @@ impl Default for Session {
             can_sample: false,
             status: "No run yet: pick a preset and press Start.".into(),
             generation: 0,
+            history_pending: false,
         }
     }
 }
@@ -202,6 +205,27 @@ pub enum Outcome {
 }
 
 impl Session {
+    /// Put a resumed run's logged history in front of what arrived since.
+    pub fn merge_history(&mut self, mut history: Curves) {
+        let c = &self.curves;
+        let after = |v: &[(usize, f32)], last: Option<usize>| -> Vec<(usize, f32)> {
+            v.iter().copied().filter(|p| last.is_none_or(|l| p.0 > l)).collect()
+        };
+        let (last_ae, last_diff) = (history.ae.last().map(|p| p.0), history.diffusion.last().map(|p| p.0));
+        history.ae.extend(after(&c.ae, last_ae));
+        history.diffusion.extend(after(&c.diffusion, last_diff));
+        for (mine, theirs) in [
+            (&mut history.ae_epochs, &c.ae_epochs),
+            (&mut history.diffusion_epochs, &c.diffusion_epochs),
+        ] {
+            let last = mine.last().map(|e| e.epoch);
+            mine.extend(theirs.iter().filter(|e| last.is_none_or(|l| e.epoch > l)).cloned());
+        }
+        history.version = c.version + history.version + 1;
+        self.curves = history;
+        self.history_pending = false;
+    }
+
     pub fn running(&self) -> bool {
         matches!(
             self.state,
@@ -226,8 +250,9 @@ impl Session {
                     ..Session::default()
                 };
                 if resumed_at.is_some() {
-                    // The curve continues: show what the run logged before.
-                    self.curves = Curves::from_run_dir(&run_dir).unwrap_or_default();
+                    // The curve continues: the app reads what the run logged
+                    // before on a job thread and merges it in (`merge_history`).
+                    self.history_pending = true;
                     self.can_sample = run_dir.join("checkpoint/unet.bpk").exists();
                 }
                 self.state = RunState::Running;
