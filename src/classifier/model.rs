@@ -21,6 +21,10 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn new(device: &Device) -> Self {
+        crate::model::params::materialized(|| Self::build(device))
+    }
+
+    fn build(device: &Device) -> Self {
         let conv = |cin, cout| {
             Conv2dConfig::new([cin, cout], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))

@@ -40,6 +40,10 @@ pub struct Autoencoder {
 
 impl Autoencoder {
     pub fn new(cfg: &AutoencoderConfig, device: &Device) -> Self {
+        super::params::materialized(|| Self::build(cfg, device))
+    }
+
+    fn build(cfg: &AutoencoderConfig, device: &Device) -> Self {
         let levels = cfg.channels.len();
         let bottom_side = (0..levels).fold(IMAGE_SIDE, |s, _| s.div_ceil(2));
         let bottom_channels = *cfg.channels.last().expect("validated: at least one level");

@@ -163,6 +163,10 @@ pub struct Unet {
 impl Unet {
     /// `in_channels` is the channel count of the reshaped latent.
     pub fn new(cfg: &UnetConfig, in_channels: usize, device: &Device) -> Self {
+        super::params::materialized(|| Self::build(cfg, in_channels, device))
+    }
+
+    fn build(cfg: &UnetConfig, in_channels: usize, device: &Device) -> Self {
         let ch = &cfg.channels;
         let levels = ch.len();
         let attn = |on: bool, c: usize| on.then(|| Attention::new(c, cfg, device));
