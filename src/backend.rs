@@ -33,7 +33,9 @@ impl BackendKind {
 pub enum BackendError {
     #[error("unknown backend '{0}'; this build has: {1}")]
     Unknown(String, String),
-    #[error("backend '{0}' is not compiled into this build (it has: {1}); rebuild with `--features {0}`")]
+    #[error(
+        "backend '{0}' is not compiled into this build (it has: {1}); rebuild with `--features {0}`"
+    )]
     NotCompiled(String, String),
     #[error("device '{0}' is not valid here: {1}")]
     BadDevice(String, String),
@@ -109,7 +111,9 @@ pub fn select(backend: BackendKind, device: &str) -> Result<Device, BackendError
     match backend {
         BackendKind::Flex => {
             if cuda_index.is_some() {
-                return Err(bad("the flex backend runs on the CPU only; use --backend tch for CUDA"));
+                return Err(bad(
+                    "the flex backend runs on the CPU only; use --backend tch for CUDA",
+                ));
             }
             flex_device()
         }

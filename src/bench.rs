@@ -9,8 +9,8 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::config::{ExperimentConfig, SamplerKind, VarianceKind};
-use crate::diffusion::sampler::{Capture, SampleRequest, sample, to_vec};
 use crate::diffusion::NoiseSchedule;
+use crate::diffusion::sampler::{Capture, SampleRequest, sample, to_vec};
 use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::rng::Rng;
@@ -64,7 +64,12 @@ fn time_steps(seconds: f64, mut step: impl FnMut() -> Tensor<1>) -> f64 {
     steps as f64 / start.elapsed().as_secs_f64()
 }
 
-pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchOptions) -> BenchResult {
+pub fn run(
+    cfg: &ExperimentConfig,
+    device: &Device,
+    backend: &str,
+    opts: &BenchOptions,
+) -> BenchResult {
     let b = opts.batch;
     let ad = device.clone().autodiff();
     let data = uniform_images(b * 4, device);
@@ -94,9 +99,16 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
             .encode(data.clone().select(0, batch_idx(&mut rng)))
             .reshape([b, c, h, w]);
         let ts: Vec<usize> = (0..b).map(|_| rng.below(schedule.len())).collect();
-        let noise = Tensor::<4>::from_data(TensorData::new(rng.normals(b * dim), [b, c, h, w]), device);
-        let a: Vec<f32> = ts.iter().map(|&t| schedule.alpha_bars[t].sqrt() as f32).collect();
-        let s: Vec<f32> = ts.iter().map(|&t| (1.0 - schedule.alpha_bars[t]).sqrt() as f32).collect();
+        let noise =
+            Tensor::<4>::from_data(TensorData::new(rng.normals(b * dim), [b, c, h, w]), device);
+        let a: Vec<f32> = ts
+            .iter()
+            .map(|&t| schedule.alpha_bars[t].sqrt() as f32)
+            .collect();
+        let s: Vec<f32> = ts
+            .iter()
+            .map(|&t| (1.0 - schedule.alpha_bars[t]).sqrt() as f32)
+            .collect();
         let coef = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [b, 1, 1, 1]), device);
         let x_t = x0 * coef(a) + noise.clone() * coef(s);
         let loss = mse(unet.forward(x_t.autodiff(), &ts), noise.autodiff());
@@ -120,10 +132,24 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
         let mut warm = req.clone();
         warm.steps = 2;
         warm.sampler = SamplerKind::Ddim;
-        let _ = sample(&sampler_net, &schedule, [c, h, w], &warm, device, &mut |_, _| true);
+        let _ = sample(
+            &sampler_net,
+            &schedule,
+            [c, h, w],
+            &warm,
+            device,
+            &mut |_, _| true,
+        );
         let start = Instant::now();
-        let out = sample(&sampler_net, &schedule, [c, h, w], &req, device, &mut |_, _| true)
-            .expect("bench sampling is never cancelled");
+        let out = sample(
+            &sampler_net,
+            &schedule,
+            [c, h, w],
+            &req,
+            device,
+            &mut |_, _| true,
+        )
+        .expect("bench sampling is never cancelled");
         to_vec(frozen.decode(out.latents));
         b as f64 / start.elapsed().as_secs_f64()
     };
@@ -133,6 +159,8 @@ pub fn run(cfg: &ExperimentConfig, device: &Device, backend: &str, opts: &BenchO
         ae_train_images_per_sec: ae_rate,
         unet_train_images_per_sec: unet_rate,
         ddim50_images_per_sec: sample_rate(SamplerKind::Ddim, 50),
-        ddpm_images_per_sec: opts.full.then(|| sample_rate(SamplerKind::Ddpm, schedule.len())),
+        ddpm_images_per_sec: opts
+            .full
+            .then(|| sample_rate(SamplerKind::Ddpm, schedule.len())),
     }
 }

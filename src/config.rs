@@ -271,7 +271,10 @@ impl ExperimentConfig {
             );
         }
         if ae.channels.contains(&0) {
-            bad("autoencoder.channels", "channel counts must be at least 1".into());
+            bad(
+                "autoencoder.channels",
+                "channel counts must be at least 1".into(),
+            );
         }
         if ae.cabs_per_level.len() != ae.channels.len() {
             bad(
@@ -280,7 +283,10 @@ impl ExperimentConfig {
             );
         }
         if ae.attention_reduction == 0 {
-            bad("autoencoder.attention_reduction", "must be at least 1".into());
+            bad(
+                "autoencoder.attention_reduction",
+                "must be at least 1".into(),
+            );
         } else if ae.channels.iter().any(|&c| c / ae.attention_reduction == 0) {
             bad(
                 "autoencoder.attention_reduction",
@@ -360,7 +366,10 @@ impl ExperimentConfig {
             );
         }
         if !(0.0..1.0).contains(&d.ema_decay) {
-            bad("diffusion.ema_decay", "must be in [0, 1) (0 disables EMA)".into());
+            bad(
+                "diffusion.ema_decay",
+                "must be in [0, 1) (0 disables EMA)".into(),
+            );
         }
         let s = &self.sampling;
         if s.steps == 0 || s.steps > d.timesteps {
@@ -380,7 +389,10 @@ impl ExperimentConfig {
                 bad(&format!("{name}.epochs"), "must be at least 1".into());
             }
             if t.batch_size == 0 || t.batch_size > 8192 {
-                bad(&format!("{name}.batch_size"), "must be between 1 and 8192".into());
+                bad(
+                    &format!("{name}.batch_size"),
+                    "must be between 1 and 8192".into(),
+                );
             }
             if !(t.lr > 0.0 && t.lr < 1.0) {
                 bad(&format!("{name}.lr"), "must be in (0, 1)".into());

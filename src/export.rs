@@ -84,9 +84,18 @@ pub fn gif_bytes(frames: &[GrayImage], delay_ms: u32, last_hold_ms: u32) -> Vec<
                 let v = f.get_pixel(x, y)[0];
                 image::Rgba([v, v, v, 255])
             });
-            let ms = if i + 1 == frames.len() { last_hold_ms } else { delay_ms };
-            enc.encode_frame(Frame::from_parts(rgba, 0, 0, Delay::from_numer_denom_ms(ms, 1)))
-                .expect("GIF encoding to memory cannot fail");
+            let ms = if i + 1 == frames.len() {
+                last_hold_ms
+            } else {
+                delay_ms
+            };
+            enc.encode_frame(Frame::from_parts(
+                rgba,
+                0,
+                0,
+                Delay::from_numer_denom_ms(ms, 1),
+            ))
+            .expect("GIF encoding to memory cannot fail");
         }
     }
     buf

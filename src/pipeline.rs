@@ -7,8 +7,8 @@ use std::path::Path;
 use burn::prelude::*;
 
 use crate::config::ExperimentConfig;
-use crate::diffusion::sampler::{self, Cancelled, SampleRequest, to_vec};
 use crate::diffusion::NoiseSchedule;
+use crate::diffusion::sampler::{self, Cancelled, SampleRequest, to_vec};
 use crate::metrics::ImageMetrics;
 use crate::model::{Autoencoder, Unet};
 use crate::train::checkpoint::{CheckpointError, RunDir, TrainState};
@@ -104,12 +104,15 @@ impl LatentDiffusion {
         let (run, cfg, state) = RunDir::open(dir)?;
         let state = state.ok_or_else(|| CheckpointError::Invalid {
             path: dir.to_path_buf(),
-            message: "has no checkpoint yet; train it first (latentlab train --run-dir DIR)"
-                .into(),
+            message: "has no checkpoint yet; train it first (latentlab train --run-dir DIR)".into(),
         })?;
         let ae = run.load_module(Autoencoder::new(&cfg.autoencoder, device), "autoencoder")?;
         let in_channels = cfg.autoencoder.latent_shape[0];
-        let name = if run.path("unet_ema.bpk").exists() { "unet_ema" } else { "unet" };
+        let name = if run.path("unet_ema.bpk").exists() {
+            "unet_ema"
+        } else {
+            "unet"
+        };
         let unet = run.load_module(Unet::new(&cfg.unet, in_channels, device), name)?;
         Ok(Self {
             schedule: NoiseSchedule::new(&cfg.diffusion),

@@ -29,9 +29,9 @@ impl Rng {
     /// A child stream derived from this seed and a label, so different uses
     /// (shuffling, noise) do not shift each other when one changes.
     pub fn derive(seed: u64, label: &str) -> Self {
-        let h = label
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let h = label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
         Self::new(seed ^ h)
     }
 

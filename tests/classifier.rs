@@ -34,5 +34,8 @@ fn classifier_learns_and_scores_separate_real_from_noise() {
     let mut rng = latentlab::rng::Rng::new(9);
     let noise: Vec<f32> = (0..500 * 784).map(|_| rng.uniform() as f32).collect();
     let noisy = classifier::score(&model, &noise, &test, &device);
-    assert!(noisy.cfid > 10.0 * real.cfid.max(1e-3), "real {real:?} vs noise {noisy:?}");
+    assert!(
+        noisy.cfid > 10.0 * real.cfid.max(1e-3),
+        "real {real:?} vs noise {noisy:?}"
+    );
 }

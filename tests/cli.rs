@@ -18,10 +18,15 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["train", "sample", "eval", "denoise", "metrics", "info", "bench"] {
+    for cmd in [
+        "train", "sample", "eval", "denoise", "metrics", "info", "bench",
+    ] {
         let o = latentlab(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
-        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage: latentlab"), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage: latentlab"),
+            "{cmd}"
+        );
     }
 }
 
@@ -36,28 +41,44 @@ fn bad_arguments_exit_2() {
 
     let o = latentlab(&["train", "--preset", "seed", "--backend", "cuda-magic"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown backend 'cuda-magic'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown backend 'cuda-magic'"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = latentlab(&["train", "--preset", "seed", "--device", "cuda:0"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("flex backend runs on the CPU only"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("flex backend runs on the CPU only"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn an_invalid_config_lists_one_line_per_problem() {
     let dir = tempfile::tempdir().unwrap();
     let o = latentlab(&[
-        "info", "--preset", "seed",
-        "--set", "ae_training.lr=-1",
-        "--set", "unet.heads=0",
-        "--set", "sampling.eta=2",
+        "info",
+        "--preset",
+        "seed",
+        "--set",
+        "ae_training.lr=-1",
+        "--set",
+        "unet.heads=0",
+        "--set",
+        "sampling.eta=2",
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
     assert_eq!(lines.len(), 3, "{err}");
     assert!(err.contains("ae_training.lr: must be in (0, 1)"), "{err}");
-    assert!(err.contains("unet.heads") && err.contains("sampling.eta"), "{err}");
+    assert!(
+        err.contains("unet.heads") && err.contains("sampling.eta"),
+        "{err}"
+    );
 
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "name = 3\n").unwrap();
@@ -92,7 +113,11 @@ fn commands_on_a_missing_run_explain_what_to_do() {
     ] {
         let o = latentlab(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
-        assert!(stderr(&o).contains("not a latentlab run directory"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not a latentlab run directory"),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -105,18 +130,36 @@ fn write_png(path: &Path, f: impl Fn(u32, u32) -> u8, side: u32) {
 #[test]
 fn metrics_of_two_images() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, small) = (dir.path().join("a.png"), dir.path().join("b.png"), dir.path().join("s.png"));
+    let (a, b, small) = (
+        dir.path().join("a.png"),
+        dir.path().join("b.png"),
+        dir.path().join("s.png"),
+    );
     write_png(&a, |x, y| ((x * 9 + y * 5) % 256) as u8, 28);
     write_png(&b, |x, y| ((x * 9 + y * 5) % 256) as u8 / 2, 28);
     write_png(&small, |_, _| 0, 8);
-    let o = latentlab(&["metrics", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    let o = latentlab(&[
+        "metrics",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let (psnr, ssim, gauss) = (v["psnr"].as_f64().unwrap(), v["ssim"].as_f64().unwrap(), v["ssim_gaussian"].as_f64().unwrap());
+    let (psnr, ssim, gauss) = (
+        v["psnr"].as_f64().unwrap(),
+        v["ssim"].as_f64().unwrap(),
+        v["ssim_gaussian"].as_f64().unwrap(),
+    );
     assert!(psnr > 5.0 && psnr < 20.0, "{psnr}");
     assert!(ssim > 0.0 && ssim < 1.0 && gauss > 0.0 && gauss < 1.0);
 
-    let same = latentlab(&["metrics", a.to_str().unwrap(), a.to_str().unwrap(), "--json"]);
+    let same = latentlab(&[
+        "metrics",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&same.stdout).unwrap();
     assert!(v["psnr"].is_null() && v["ssim"].as_f64().unwrap() == 1.0);
 
@@ -134,18 +177,45 @@ fn train_sample_eval_and_denoise_end_to_end() {
     let run = dir.path().join("run");
     let run_s = run.to_str().unwrap();
     let o = latentlab(&[
-        "train", "--preset", "quick", "--run-dir", run_s,
-        "--set", "ae_training.max_steps=6", "--set", "diffusion_training.max_steps=4",
-        "--set", "checkpoint.eval_images=50", "--set", "checkpoint.log_every=2",
+        "train",
+        "--preset",
+        "quick",
+        "--run-dir",
+        run_s,
+        "--set",
+        "ae_training.max_steps=6",
+        "--set",
+        "diffusion_training.max_steps=4",
+        "--set",
+        "checkpoint.eval_images=50",
+        "--set",
+        "checkpoint.log_every=2",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("offline MNIST subset"), "says the subset is in use: {err}");
+    assert!(
+        err.contains("offline MNIST subset"),
+        "says the subset is in use: {err}"
+    );
     assert!(err.contains("autoencoder epoch   1"), "{err}");
     assert!(err.contains("finished"), "{err}");
 
     let out = dir.path().join("samples");
-    let o = latentlab(&["sample", "--run", run_s, "--n", "5", "--sampler", "ddim", "--steps", "5", "--seed", "3", "--out", out.to_str().unwrap()]);
+    let o = latentlab(&[
+        "sample",
+        "--run",
+        run_s,
+        "--n",
+        "5",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     for name in ["sample_0000.png", "sample_0004.png", "grid.png"] {
         assert!(out.join(name).exists(), "{name}");
@@ -153,10 +223,26 @@ fn train_sample_eval_and_denoise_end_to_end() {
     let img = image::open(out.join("sample_0000.png")).unwrap();
     assert_eq!((img.width(), img.height()), (28, 28));
     // Nothing is overwritten without --force.
-    let again = latentlab(&["sample", "--run", run_s, "--n", "5", "--out", out.to_str().unwrap()]);
+    let again = latentlab(&[
+        "sample",
+        "--run",
+        run_s,
+        "--n",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("--force"));
-    let bad_steps = latentlab(&["sample", "--run", run_s, "--steps", "0", "--out", out.to_str().unwrap()]);
+    let bad_steps = latentlab(&[
+        "sample",
+        "--run",
+        run_s,
+        "--steps",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(bad_steps.status.code(), Some(2));
 
     let o = latentlab(&["eval", "--run", run_s, "--json"]);
@@ -168,7 +254,19 @@ fn train_sample_eval_and_denoise_end_to_end() {
     }
 
     let gif = dir.path().join("d.gif");
-    let o = latentlab(&["denoise", "--run", run_s, "--n", "2", "--steps", "10", "--sampler", "ddim", "--out", gif.to_str().unwrap()]);
+    let o = latentlab(&[
+        "denoise",
+        "--run",
+        run_s,
+        "--n",
+        "2",
+        "--steps",
+        "10",
+        "--sampler",
+        "ddim",
+        "--out",
+        gif.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&gif).unwrap();
     assert_eq!(&bytes[..6], b"GIF89a");

@@ -13,7 +13,10 @@ use latentlab::model::{Autoencoder, Unet};
 fn seed_models_have_the_seed_parameter_counts() {
     let cfg = ExperimentConfig::preset("seed").unwrap();
     let device = common::device();
-    assert_eq!(Autoencoder::new(&cfg.autoencoder, &device).num_params(), 224_945);
+    assert_eq!(
+        Autoencoder::new(&cfg.autoencoder, &device).num_params(),
+        224_945
+    );
     assert_eq!(Unet::new(&cfg.unet, 1, &device).num_params(), 624_097);
 }
 
@@ -31,7 +34,10 @@ fn every_preset_builds_and_runs_a_forward_pass() {
         let y = ae.decode(z.clone());
         assert_eq!(y.dims(), [2, 1, 28, 28], "{name}");
         let v = latentlab::diffusion::sampler::to_vec(y);
-        assert!(v.iter().all(|&p| p > 0.0 && p < 1.0), "{name}: decoder ends in a sigmoid");
+        assert!(
+            v.iter().all(|&p| p > 0.0 && p < 1.0),
+            "{name}: decoder ends in a sigmoid"
+        );
         let [c, h, w] = cfg.autoencoder.latent_shape;
         let unet = Unet::new(&cfg.unet, c, &device);
         let eps = unet.forward(z.reshape([2, c, h, w]), &[0, 999]);
@@ -57,7 +63,9 @@ fn same_seed_gives_the_same_initial_weights() {
     let cfg = common::tiny_config();
     let device = common::device();
     let weights = |seed| {
-        let ae = seeded(&device, seed, || Autoencoder::new(&cfg.autoencoder, &device));
+        let ae = seeded(&device, seed, || {
+            Autoencoder::new(&cfg.autoencoder, &device)
+        });
         latentlab::model::params::flat_params(&ae)
             .into_iter()
             .flat_map(latentlab::diffusion::sampler::to_vec)

@@ -4,8 +4,8 @@
 mod common;
 
 use latentlab::config::{SamplerKind, VarianceKind};
-use latentlab::diffusion::sampler::{Capture, SampleRequest, sample, to_vec};
 use latentlab::diffusion::NoiseSchedule;
+use latentlab::diffusion::sampler::{Capture, SampleRequest, sample, to_vec};
 use latentlab::model::Unet;
 
 fn setup() -> (Unet, NoiseSchedule) {
@@ -29,7 +29,11 @@ fn request(sampler: SamplerKind, seed: u64) -> SampleRequest {
     }
 }
 
-fn run(unet: &Unet, s: &NoiseSchedule, req: &SampleRequest) -> (Vec<f32>, Vec<latentlab::diffusion::Frame>) {
+fn run(
+    unet: &Unet,
+    s: &NoiseSchedule,
+    req: &SampleRequest,
+) -> (Vec<f32>, Vec<latentlab::diffusion::Frame>) {
     let out = sample(unet, s, [1, 4, 4], req, &common::device(), &mut |_, _| true).unwrap();
     (to_vec(out.latents), out.frames)
 }
@@ -90,11 +94,18 @@ fn frames_cover_the_visited_steps_and_the_last_step_adds_no_noise() {
 fn sampling_can_be_cancelled() {
     let (unet, s) = setup();
     let mut calls = 0;
-    let result = sample(&unet, &s, [1, 4, 4], &request(SamplerKind::Ddim, 1), &common::device(), &mut |done, total| {
-        calls += 1;
-        assert_eq!(total, 10);
-        done < 3
-    });
+    let result = sample(
+        &unet,
+        &s,
+        [1, 4, 4],
+        &request(SamplerKind::Ddim, 1),
+        &common::device(),
+        &mut |done, total| {
+            calls += 1;
+            assert_eq!(total, 10);
+            done < 3
+        },
+    );
     assert!(result.is_err());
     assert_eq!(calls, 3);
 }
@@ -106,10 +117,17 @@ fn clipping_bounds_every_x0_estimate_and_the_result() {
     req.clip_x0 = Some(0.05);
     req.capture = Capture::All;
     let (out, frames) = run(&unet, &s, &req);
-    assert!(frames.iter().all(|f| f.x0_pred.iter().all(|v| v.abs() <= 0.05 + 1e-6)));
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.x0_pred.iter().all(|v| v.abs() <= 0.05 + 1e-6))
+    );
     // DDIM's last step returns x̂0 itself.
     assert!(out.iter().all(|v| v.abs() <= 0.05 + 1e-5), "{out:?}");
     req.clip_x0 = None;
     let (free, _) = run(&unet, &s, &req);
-    assert!(free.iter().any(|v| v.abs() > 0.05), "an untrained model's samples exceed the bound");
+    assert!(
+        free.iter().any(|v| v.abs() > 0.05),
+        "an untrained model's samples exceed the bound"
+    );
 }

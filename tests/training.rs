@@ -27,7 +27,9 @@ fn job(dir: &Path, cfg: Option<ExperimentConfig>) -> TrainJob {
 fn train(dir: &Path, cfg: Option<ExperimentConfig>) -> (Outcome, Vec<Event>) {
     let (tx, rx) = unbounded();
     let (_cmd_tx, cmd_rx) = unbounded();
-    let outcome = worker::run(job(dir, cfg), tx, cmd_rx).map_err(|(e, _)| e.to_string()).unwrap();
+    let outcome = worker::run(job(dir, cfg), tx, cmd_rx)
+        .map_err(|(e, _)| e.to_string())
+        .unwrap();
     (outcome, rx.try_iter().collect())
 }
 
@@ -70,17 +72,28 @@ fn both_losses_fall_and_the_run_reports_everything() {
     // 320 images / batch 32 = 10 steps per epoch: 2 AE epochs, 3 diffusion epochs.
     let ae = losses(&events, Stage::Autoencoder);
     let diff = losses(&events, Stage::Diffusion);
-    assert_eq!(ae.iter().map(|p| p.0).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+    assert_eq!(
+        ae.iter().map(|p| p.0).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<_>>()
+    );
     assert_eq!(diff.len(), 30);
     assert!(mean(&ae[15..]) < 0.7 * mean(&ae[..5]), "AE loss {:?}", ae);
-    assert!(mean(&diff[24..]) < 0.85 * mean(&diff[..6]), "diffusion loss {:?}", diff);
+    assert!(
+        mean(&diff[24..]) < 0.85 * mean(&diff[..6]),
+        "diffusion loss {:?}",
+        diff
+    );
 
     let recon: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Reconstructions { mean, originals, reconstructions, metrics, .. } => {
-                Some((*mean, originals.len(), reconstructions.len(), metrics.len()))
-            }
+            Event::Reconstructions {
+                mean,
+                originals,
+                reconstructions,
+                metrics,
+                ..
+            } => Some((*mean, originals.len(), reconstructions.len(), metrics.len())),
             _ => None,
         })
         .collect();
@@ -88,9 +101,19 @@ fn both_losses_fall_and_the_run_reports_everything() {
     let (last, o, r, m) = recon[1];
     assert_eq!((o, r, m), (16 * 784, 16 * 784, 16));
     assert_eq!(last.images, 40, "the whole test split is scored");
-    assert!(last.ssim > recon[0].0.ssim - 0.05 && last.psnr > 5.0, "{last:?}");
-    assert!(events.iter().any(|e| matches!(e, Event::Latents { dim: 16, labels, .. } if labels.len() == 40)));
-    let samples = events.iter().filter(|e| matches!(e, Event::Samples { .. })).count();
+    assert!(
+        last.ssim > recon[0].0.ssim - 0.05 && last.psnr > 5.0,
+        "{last:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Latents { dim: 16, labels, .. } if labels.len() == 40))
+    );
+    let samples = events
+        .iter()
+        .filter(|e| matches!(e, Event::Samples { .. }))
+        .count();
     assert_eq!(samples, 3, "a preview per diffusion epoch");
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
 
@@ -101,7 +124,9 @@ fn both_losses_fall_and_the_run_reports_everything() {
     assert!((logged[0].2 - ae[0].1 as f64).abs() < 1e-6);
     // The run samples after loading from disk.
     let model = LatentDiffusion::load(dir.path(), &common::device()).unwrap();
-    let (images, _) = model.generate(&model.default_request(3, 1), &mut |_, _| true).unwrap();
+    let (images, _) = model
+        .generate(&model.default_request(3, 1), &mut |_, _| true)
+        .unwrap();
     assert_eq!(images.len(), 3 * 784);
     assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
 }
@@ -137,7 +162,10 @@ fn a_stopped_run_resumes_onto_the_uninterrupted_curve() {
     let mut stopped_at = None;
     for event in worker.events.iter() {
         match event {
-            Event::Losses { stage: Stage::Diffusion, .. } => worker.send(Command::Stop),
+            Event::Losses {
+                stage: Stage::Diffusion,
+                ..
+            } => worker.send(Command::Stop),
             Event::Stopped { checkpoint } => {
                 assert!(checkpoint.is_some());
                 stopped_at = Some(());
@@ -154,18 +182,37 @@ fn a_stopped_run_resumes_onto_the_uninterrupted_curve() {
 
     let (outcome, events) = train(split.path(), None);
     assert_eq!(outcome, Outcome::Finished);
-    assert!(events.iter().any(|e| matches!(e, Event::RunStarted { resumed_at: Some((Stage::Diffusion, _)), .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::RunStarted {
+            resumed_at: Some((Stage::Diffusion, _)),
+            ..
+        }
+    )));
     let (a, b) = (logged_losses(whole.path()), logged_losses(split.path()));
-    assert_eq!(a.len(), b.len(), "one log line per step, no gaps or repeats");
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "one log line per step, no gaps or repeats"
+    );
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((&x.0, x.1), (&y.0, y.1));
-        assert!((x.2 - y.2).abs() <= 1e-6 * x.2.abs().max(1.0), "step {} of {}: {} vs {}", x.1, x.0, x.2, y.2);
+        assert!(
+            (x.2 - y.2).abs() <= 1e-6 * x.2.abs().max(1.0),
+            "step {} of {}: {} vs {}",
+            x.1,
+            x.0,
+            x.2,
+            y.2
+        );
     }
     // Same final weights: identical samples from both runs.
     let device = common::device();
     let sample = |dir: &Path| {
         let m = LatentDiffusion::load(dir, &device).unwrap();
-        m.generate(&m.default_request(2, 5), &mut |_, _| true).unwrap().0
+        m.generate(&m.default_request(2, 5), &mut |_, _| true)
+            .unwrap()
+            .0
     };
     let (sa, sb) = (sample(whole.path()), sample(split.path()));
     assert!(sa.iter().zip(&sb).all(|(x, y)| (x - y).abs() < 1e-5));
@@ -180,12 +227,21 @@ fn a_run_directory_is_not_overwritten_and_resume_needs_a_run() {
     train(dir.path(), Some(cfg.clone()));
     let (tx, _rx) = unbounded();
     let (_c, crx) = unbounded();
-    let err = worker::run(job(dir.path(), Some(cfg)), tx, crx).unwrap_err().0.to_string();
-    assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
+    let err = worker::run(job(dir.path(), Some(cfg)), tx, crx)
+        .unwrap_err()
+        .0
+        .to_string();
+    assert!(
+        err.contains("already holds a run") && err.contains("--resume"),
+        "{err}"
+    );
     let empty = tempfile::tempdir().unwrap();
     let (tx, _rx) = unbounded();
     let (_c, crx) = unbounded();
-    let err = worker::run(job(empty.path(), None), tx, crx).unwrap_err().0.to_string();
+    let err = worker::run(job(empty.path(), None), tx, crx)
+        .unwrap_err()
+        .0
+        .to_string();
     assert!(err.contains("no config.toml"), "{err}");
 }
 
@@ -205,8 +261,14 @@ fn damaged_or_mismatched_checkpoints_are_clear_errors() {
     let mut wider = ExperimentConfig::from_file(&cfg_path).unwrap();
     wider.autoencoder.channels = vec![8, 24];
     std::fs::write(&cfg_path, wider.to_toml()).unwrap();
-    let err = LatentDiffusion::load(dir.path(), &device).err().unwrap().to_string();
-    assert!(err.contains("autoencoder.bpk") && err.contains("different model configuration"), "{err}");
+    let err = LatentDiffusion::load(dir.path(), &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("autoencoder.bpk") && err.contains("different model configuration"),
+        "{err}"
+    );
     std::fs::write(&cfg_path, &original).unwrap();
 
     // A truncated weights file.
@@ -215,7 +277,10 @@ fn damaged_or_mismatched_checkpoints_are_clear_errors() {
     let ema = dir.path().join("checkpoint/unet_ema.bpk");
     let _ = std::fs::remove_file(&ema);
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
-    let err = LatentDiffusion::load(dir.path(), &device).err().unwrap().to_string();
+    let err = LatentDiffusion::load(dir.path(), &device)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("unet.bpk") && err.contains("damaged"), "{err}");
 }
 
@@ -233,11 +298,18 @@ fn checkpoints_carry_pytorch_named_safetensors() {
     // PyTorch's Linear layout is [out, in]: 16 latents from 16·7·7 features.
     assert_eq!(to_latent["shape"], serde_json::json!([16, 784]));
     assert_eq!(to_latent["dtype"], "F32");
-    assert!(header.get("encoder.0.cabs.0.attention.squeeze.weight").is_some());
+    assert!(
+        header
+            .get("encoder.0.cabs.0.attention.squeeze.weight")
+            .is_some()
+    );
     let unet = std::fs::read(dir.path().join("checkpoint/unet.safetensors")).unwrap();
     let len = u64::from_le_bytes(unet[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&unet[8..8 + len]).unwrap();
-    assert!(header.get("down.0.blocks.0.norm1.weight").is_some(), "GroupNorm gamma is named weight");
+    assert!(
+        header.get("down.0.blocks.0.norm1.weight").is_some(),
+        "GroupNorm gamma is named weight"
+    );
 }
 
 #[test]
@@ -268,10 +340,26 @@ fn a_non_finite_loss_stops_the_stage_with_a_clear_error() {
     buffer.push(2, value(0.4), 32);
     buffer.push(3, value(f32::NAN), 32);
     let err = buffer.flush(&ctx).unwrap_err();
-    assert!(matches!(err, TrainError::NonFinite { step: 3, stage: "diffusion", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            TrainError::NonFinite {
+                step: 3,
+                stage: "diffusion",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let message = err.to_string();
-    assert!(message.contains("last good checkpoint is kept") && message.contains("resume"), "{message}");
+    assert!(
+        message.contains("last good checkpoint is kept") && message.contains("resume"),
+        "{message}"
+    );
     // Only the finite losses before the failure were reported.
-    let reported: Vec<_> = rx.try_iter().filter(|e| matches!(e, Event::Losses { .. })).collect();
+    let reported: Vec<_> = rx
+        .try_iter()
+        .filter(|e| matches!(e, Event::Losses { .. }))
+        .collect();
     assert_eq!(reported.len(), 1);
 }

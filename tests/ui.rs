@@ -18,7 +18,13 @@ fn harness(opts: AppOptions, tab: Tab) -> Harness<'static, App> {
         .with_max_steps(50)
         .build_eframe(move |cc| {
             // kittest does not clear to the app's colour; eframe does.
-            let mut app = App::new(cc, AppOptions { opaque: true, ..opts });
+            let mut app = App::new(
+                cc,
+                AppOptions {
+                    opaque: true,
+                    ..opts
+                },
+            );
             app.settings.tab = tab;
             app
         })
@@ -73,7 +79,12 @@ fn starting_a_tiny_config_feeds_the_loss_plot() {
     assert!(!h.get_by_label("Start").accesskit_node().is_disabled());
     h.get_by_label("Start").click();
     let got = step_until(&mut h, 120, |a| !a.session.curves.ae.is_empty());
-    assert!(got, "no loss points arrived: {:?} {:?}", h.state().session.status, h.state().messages);
+    assert!(
+        got,
+        "no loss points arrived: {:?} {:?}",
+        h.state().session.status,
+        h.state().messages
+    );
     h.get_by_label("Loss").click();
     h.step();
     h.step();
@@ -84,8 +95,15 @@ fn starting_a_tiny_config_feeds_the_loss_plot() {
     h.get_by_label("Experiment").click();
     h.step();
     h.get_by_label("Stop").click();
-    assert!(step_until(&mut h, 120, |a| !a.training()), "the run did not stop");
-    assert!(h.state().session.status.contains("Stopped"), "{}", h.state().session.status);
+    assert!(
+        step_until(&mut h, 120, |a| !a.training()),
+        "the run did not stop"
+    );
+    assert!(
+        h.state().session.status.contains("Stopped"),
+        "{}",
+        h.state().session.status
+    );
     let run_dir = h.state().session.run_dir.clone().unwrap();
     assert!(run_dir.join("checkpoint").is_dir());
 }
@@ -107,18 +125,22 @@ fn an_invalid_hyper_parameter_disables_start_and_says_why() {
     );
     h.run();
     assert!(!h.get_by_label("Start").accesskit_node().is_disabled());
-    h.get_by_label("ae_training.lr").set_text_value_accesskit("0");
+    h.get_by_label("ae_training.lr")
+        .set_text_value_accesskit("0");
     h.run();
     assert!(h.get_by_label("Start").accesskit_node().is_disabled());
     h.get_by_label_contains("Cannot start: ae_training.lr: must be in (0, 1)");
     // Text that is not a number is reported as such, next to its field.
-    h.get_by_label("ae_training.batch_size").set_text_value_accesskit("many");
+    h.get_by_label("ae_training.batch_size")
+        .set_text_value_accesskit("many");
     h.run();
     assert!(h.get_by_label("Start").accesskit_node().is_disabled());
     h.get_by_label_contains("ae_training.batch_size:");
     // Fixing both enables Start again.
-    h.get_by_label("ae_training.lr").set_text_value_accesskit("0.001");
-    h.get_by_label("ae_training.batch_size").set_text_value_accesskit("64");
+    h.get_by_label("ae_training.lr")
+        .set_text_value_accesskit("0.001");
+    h.get_by_label("ae_training.batch_size")
+        .set_text_value_accesskit("64");
     h.run();
     assert!(!h.get_by_label("Start").accesskit_node().is_disabled());
     assert_eq!(h.state().config.ae_training.batch_size, 64);
@@ -158,21 +180,42 @@ fn exporting_a_png_writes_a_new_file_and_says_where() {
         h.get_by_label("Export PNG").click();
         let before = written.len();
         let found = step_until(&mut h, 30, |a| {
-            a.messages.iter().filter(|m| m.text.starts_with("Exported to ")).count() > before
+            a.messages
+                .iter()
+                .filter(|m| m.text.starts_with("Exported to "))
+                .count()
+                > before
         });
         assert!(found, "{:?}", h.state().messages);
-        let msg = h.state().messages.iter().rev().find(|m| m.text.starts_with("Exported to ")).unwrap();
+        let msg = h
+            .state()
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.text.starts_with("Exported to "))
+            .unwrap();
         written.push(PathBuf::from(msg.text.trim_start_matches("Exported to ")));
     }
-    assert_ne!(written[0], written[1], "a second export never replaces the first");
+    assert_ne!(
+        written[0], written[1],
+        "a second export never replaces the first"
+    );
     for path in &written {
-        assert!(path.starts_with(runs.path().join("exports")), "{}", path.display());
+        assert!(
+            path.starts_with(runs.path().join("exports")),
+            "{}",
+            path.display()
+        );
         let bytes = std::fs::read(path).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         let img = image::load_from_memory(&bytes).unwrap();
         assert!(img.width() > 100 && img.height() > 100);
     }
-    assert_eq!(h.get_all_by_label_contains("Exported to ").count(), 2, "the app says where each file went");
+    assert_eq!(
+        h.get_all_by_label_contains("Exported to ").count(),
+        2,
+        "the app says where each file went"
+    );
 }
 
 fn tiny_app(runs: &std::path::Path) -> Harness<'static, App> {
@@ -200,8 +243,15 @@ fn a_finished_run_denoises_samples_and_interpolates_in_the_window() {
     let runs = tempfile::tempdir().unwrap();
     let mut h = tiny_app(runs.path());
     h.get_by_label("Start").click();
-    assert!(step_until(&mut h, 300, |a| !a.training()), "the run did not finish");
-    assert!(h.state().session.status.starts_with("Finished"), "{}", h.state().session.status);
+    assert!(
+        step_until(&mut h, 300, |a| !a.training()),
+        "the run did not finish"
+    );
+    assert!(
+        h.state().session.status.starts_with("Finished"),
+        "{}",
+        h.state().session.status
+    );
     assert!(h.state().session.can_sample);
     // Every panel has something from the run.
     assert_eq!(h.state().session.recons.len(), 2);
@@ -211,30 +261,59 @@ fn a_finished_run_denoises_samples_and_interpolates_in_the_window() {
     h.get_by_label("Denoising").click();
     h.step();
     h.get_by_label("Generate").click();
-    assert!(step_until(&mut h, 120, |a| a.denoise.generated.is_some()), "{:?}", h.state().messages);
+    assert!(
+        step_until(&mut h, 120, |a| a.denoise.generated.is_some()),
+        "{:?}",
+        h.state().messages
+    );
     let d = h.state().denoise.generated.clone().unwrap();
     let cfg = &h.state().config;
     let steps = match cfg.sampling.sampler {
         latentlab::config::SamplerKind::Ddpm => cfg.diffusion.timesteps,
         latentlab::config::SamplerKind::Ddim => cfg.sampling.steps,
     };
-    assert_eq!((d.n, d.frames.len()), (8, steps), "8 samples, one frame per sampler step");
-    assert!(d.frames.windows(2).all(|w| w[0].t > w[1].t), "frames run from T down to 0");
+    assert_eq!(
+        (d.n, d.frames.len()),
+        (8, steps),
+        "8 samples, one frame per sampler step"
+    );
+    assert!(
+        d.frames.windows(2).all(|w| w[0].t > w[1].t),
+        "frames run from T down to 0"
+    );
 
     h.get_by_label("Samples").click();
     h.state_mut().settings.samples_n = 6;
     h.step();
     h.get_by_label("Generate").click();
-    assert!(step_until(&mut h, 120, |a| !a.samples.images.is_empty()), "{:?}", h.state().messages);
+    assert!(
+        step_until(&mut h, 120, |a| !a.samples.images.is_empty()),
+        "{:?}",
+        h.state().messages
+    );
     assert_eq!(h.state().samples.images.len(), 6 * 784);
-    assert!(h.state().samples.images.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(
+        h.state()
+            .samples
+            .images
+            .iter()
+            .all(|v| (0.0..=1.0).contains(v))
+    );
     h.state_mut().samples.pick = [Some(0), Some(5)];
     h.state_mut().settings.interp_steps = 5;
     h.step();
     h.get_by_label("Interpolate").click();
-    assert!(step_until(&mut h, 120, |a| !a.samples.interpolation.is_empty()), "{:?}", h.state().messages);
+    assert!(
+        step_until(&mut h, 120, |a| !a.samples.interpolation.is_empty()),
+        "{:?}",
+        h.state().messages
+    );
     assert_eq!(h.state().samples.interpolation.len(), 5 * 784);
-    assert!(h.state().messages.iter().all(|m| !m.error), "{:?}", h.state().messages);
+    assert!(
+        h.state().messages.iter().all(|m| !m.error),
+        "{:?}",
+        h.state().messages
+    );
 }
 
 #[test]
@@ -254,9 +333,14 @@ fn closing_the_window_while_training_saves_a_checkpoint_first() {
         .push(egui::ViewportEvent::Close);
     h.step();
     let commands = |h: &Harness<'static, App>| {
-        h.output().viewport_output[&egui::ViewportId::ROOT].commands.clone()
+        h.output().viewport_output[&egui::ViewportId::ROOT]
+            .commands
+            .clone()
     };
-    assert!(commands(&h).contains(&egui::ViewportCommand::CancelClose), "the close waits");
+    assert!(
+        commands(&h).contains(&egui::ViewportCommand::CancelClose),
+        "the close waits"
+    );
     let mut closed = false;
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline && !closed {
@@ -267,7 +351,11 @@ fn closing_the_window_while_training_saves_a_checkpoint_first() {
     assert!(closed, "the window closes once the checkpoint is saved");
     let run_dir = h.state().session.run_dir.clone().unwrap();
     assert!(run_dir.join("checkpoint/state.json").is_file());
-    assert!(h.state().session.status.contains("Stopped"), "{}", h.state().session.status);
+    assert!(
+        h.state().session.status.contains("Stopped"),
+        "{}",
+        h.state().session.status
+    );
 }
 
 #[test]
@@ -289,11 +377,23 @@ fn resuming_a_run_in_the_window_continues_its_curve() {
     let grown = step_until(&mut h, 120, |a| {
         !a.session.history_pending && a.session.curves.ae.len() > before + 2
     });
-    assert!(grown, "{:?} {:?}", h.state().session.status, h.state().messages);
-    assert!(h.state().session.status.starts_with("Resumed"), "{}", h.state().session.status);
+    assert!(
+        grown,
+        "{:?} {:?}",
+        h.state().session.status,
+        h.state().messages
+    );
+    assert!(
+        h.state().session.status.starts_with("Resumed"),
+        "{}",
+        h.state().session.status
+    );
     let steps: Vec<usize> = h.state().session.curves.ae.iter().map(|p| p.0).collect();
     assert_eq!(steps[0], 1, "the history before the stop is back");
-    assert!(steps.windows(2).all(|w| w[0] < w[1]), "one curve, no repeats: {steps:?}");
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]),
+        "one curve, no repeats: {steps:?}"
+    );
     h.get_by_label("Stop").click();
     assert!(step_until(&mut h, 120, |a| !a.training()));
 }
@@ -301,11 +401,15 @@ fn resuming_a_run_in_the_window_continues_its_curve() {
 #[test]
 fn settings_survive_a_restart() {
     use latentlab::ui::settings::Settings;
-    let mut app = App::with_settings(Settings::default(), None, AppOptions {
-        demo: true,
-        fresh_settings: true,
-        ..Default::default()
-    });
+    let mut app = App::with_settings(
+        Settings::default(),
+        None,
+        AppOptions {
+            demo: true,
+            fresh_settings: true,
+            ..Default::default()
+        },
+    );
     app.settings.tab = Tab::Latent;
     app.settings.loss_ema = 0.5;
     app.config.ae_training.lr = 0.0042;
@@ -313,11 +417,15 @@ fn settings_survive_a_restart() {
     let json = serde_json::to_string(&app.settings).unwrap();
     let restored: Settings = serde_json::from_str(&json).unwrap();
     let runs = tempfile::tempdir().unwrap();
-    let again = App::with_settings(restored, None, AppOptions {
-        dialogs: false,
-        runs_dir: Some(runs.path().to_path_buf()),
-        ..Default::default()
-    });
+    let again = App::with_settings(
+        restored,
+        None,
+        AppOptions {
+            dialogs: false,
+            runs_dir: Some(runs.path().to_path_buf()),
+            ..Default::default()
+        },
+    );
     assert_eq!(again.settings.tab, Tab::Latent);
     assert_eq!(again.settings.loss_ema, 0.5);
     assert_eq!(again.config.ae_training.lr, 0.0042);
@@ -341,21 +449,35 @@ fn t_sne_streams_into_the_latent_map_and_can_be_cancelled() {
     h.get_by_label("Project").click();
     let finished = |a: &App| {
         a.latent.running.is_none()
-            && a.latent.maps.get(&Subset::Batch).is_some_and(|m| m.method == Method::Tsne && m.done)
+            && a.latent
+                .maps
+                .get(&Subset::Batch)
+                .is_some_and(|m| m.method == Method::Tsne && m.done)
     };
-    assert!(step_until(&mut h, 120, finished), "{:?}", h.state().messages);
+    assert!(
+        step_until(&mut h, 120, finished),
+        "{:?}",
+        h.state().messages
+    );
     // Intermediate embeddings (one every 10 iterations) came before the final one.
-    assert!(h.state().latent.streamed >= 29, "{} snapshots", h.state().latent.streamed);
+    assert!(
+        h.state().latent.streamed >= 29,
+        "{} snapshots",
+        h.state().latent.streamed
+    );
     let map = &h.state().latent.maps[&Subset::Batch];
     assert_eq!((map.points.len(), map.iteration), (64, 300));
     // A second, longer run is cancelled: the last snapshot stays, unfinished.
     h.state_mut().settings.tsne_epochs = 5000;
     h.step();
     h.get_by_label("Project").click();
-    assert!(step_until(&mut h, 60, |a| a.latent.maps[&Subset::Batch].iteration < 5000
+    assert!(step_until(&mut h, 60, |a| a.latent.maps[&Subset::Batch]
+        .iteration
+        < 5000
         && !a.latent.maps[&Subset::Batch].done));
     h.get_by_label("Cancel").click();
-    assert!(step_until(&mut h, 60, |a| a.jobs.busy() == 0 && a.latent.running.is_none()));
+    assert!(step_until(&mut h, 60, |a| a.jobs.busy() == 0
+        && a.latent.running.is_none()));
     assert!(!h.state().latent.maps[&Subset::Batch].done);
 }
 

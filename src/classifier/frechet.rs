@@ -51,7 +51,10 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
             .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
             .map(|(i, j)| a[i * n + j] * a[i * n + j])
             .sum();
-        let scale: f64 = (0..n).map(|i| a[i * n + i] * a[i * n + i]).sum::<f64>().max(1e-300);
+        let scale: f64 = (0..n)
+            .map(|i| a[i * n + i] * a[i * n + i])
+            .sum::<f64>()
+            .max(1e-300);
         if off <= 1e-24 * scale {
             break;
         }
@@ -153,8 +156,16 @@ mod tests {
         assert!(frechet_distance(&[0.0, 0.0], &c, &[0.0, 0.0], &c).abs() < 1e-10);
         assert!((frechet_distance(&[0.0, 0.0], &c, &[3.0, 4.0], &c) - 25.0).abs() < 1e-9);
         // Diagonal covariances: Σ (σ₁ − σ₂)² per axis.
-        let d = frechet_distance(&[0.0, 0.0], &[4.0, 0.0, 0.0, 1.0], &[0.0, 0.0], &[1.0, 0.0, 0.0, 9.0]);
-        assert!((d - ((2.0f64 - 1.0).powi(2) + (1.0f64 - 3.0).powi(2))).abs() < 1e-9, "{d}");
+        let d = frechet_distance(
+            &[0.0, 0.0],
+            &[4.0, 0.0, 0.0, 1.0],
+            &[0.0, 0.0],
+            &[1.0, 0.0, 0.0, 9.0],
+        );
+        assert!(
+            (d - ((2.0f64 - 1.0).powi(2) + (1.0f64 - 3.0).powi(2))).abs() < 1e-9,
+            "{d}"
+        );
     }
 
     #[test]

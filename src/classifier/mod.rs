@@ -119,12 +119,20 @@ pub fn train(
                 onehot[k * 10 + data.train_labels[i] as usize] = 1.0;
             }
             let target = Tensor::<2>::from_data(TensorData::new(onehot, [idx.len(), 10]), &ad);
-            let loss = (log_softmax(model.forward(x), 1) * target).sum_dim(1).mean().neg();
-            model = optim.step(lr_at(&schedule, step, total), model, &loss.backward()).0;
+            let loss = (log_softmax(model.forward(x), 1) * target)
+                .sum_dim(1)
+                .mean()
+                .neg();
+            model = optim
+                .step(lr_at(&schedule, step, total), model, &loss.backward())
+                .0;
             losses.push(loss.detach().inner());
             step += 1;
         }
-        let mean = to_vec(Tensor::cat(losses, 0)).iter().map(|&v| v as f64).sum::<f64>()
+        let mean = to_vec(Tensor::cat(losses, 0))
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>()
             / steps_per_epoch as f64;
         progress(epoch + 1, mean);
     }
@@ -147,7 +155,11 @@ pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
     let mut correct = 0usize;
     for start in (0..n).step_by(1000) {
         let len = 1000.min(n - start);
-        let x = upload(pixels[start * 784..(start + len) * 784].to_vec(), len, device);
+        let x = upload(
+            pixels[start * 784..(start + len) * 784].to_vec(),
+            len,
+            device,
+        );
         let pred = model.forward(x).argmax(1).into_data().convert::<i64>();
         let pred = pred.try_to_vec::<i64>().expect("argmax gives integers");
         correct += pred
@@ -159,7 +171,11 @@ pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
     correct as f64 / n.max(1) as f64
 }
 
-pub fn save(model: &Classifier, info: &ClassifierInfo, stem: &std::path::Path) -> Result<(), String> {
+pub fn save(
+    model: &Classifier,
+    info: &ClassifierInfo,
+    stem: &std::path::Path,
+) -> Result<(), String> {
     let dir = stem.parent().expect("cache stem has a parent");
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tmp = stem.with_extension("bpk.tmp");
@@ -167,16 +183,22 @@ pub fn save(model: &Classifier, info: &ClassifierInfo, stem: &std::path::Path) -
         .clone()
         .save_file(&tmp)
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, stem.with_extension("bpk")).map_err(|e| format!("{}: {e}", stem.display()))?;
+    std::fs::rename(&tmp, stem.with_extension("bpk"))
+        .map_err(|e| format!("{}: {e}", stem.display()))?;
     crate::train::checkpoint::write_atomic(
         &stem.with_extension("json"),
-        serde_json::to_string_pretty(info).expect("info serialises").as_bytes(),
+        serde_json::to_string_pretty(info)
+            .expect("info serialises")
+            .as_bytes(),
     )
     .map_err(|e| e.to_string())
 }
 
 /// The cached classifier for `data`, if one was trained.
-pub fn load_cached(data: &Dataset, device: &Device) -> Result<Option<(Classifier, ClassifierInfo)>, String> {
+pub fn load_cached(
+    data: &Dataset,
+    device: &Device,
+) -> Result<Option<(Classifier, ClassifierInfo)>, String> {
     let stem = cache_stem(data);
     let (bpk, json) = (stem.with_extension("bpk"), stem.with_extension("json"));
     if !bpk.exists() || !json.exists() {
@@ -207,7 +229,11 @@ fn features_and_probs(model: &Classifier, images: &[f32], device: &Device) -> (V
     let (mut feats, mut probs) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(1000) {
         let len = 1000.min(n - start);
-        let x = upload(images[start * 784..(start + len) * 784].to_vec(), len, device);
+        let x = upload(
+            images[start * 784..(start + len) * 784].to_vec(),
+            len,
+            device,
+        );
         let f = model.features(x);
         probs.extend(to_vec(softmax(model.logits_from_features(f.clone()), 1)));
         feats.extend(to_vec(f));
@@ -218,7 +244,12 @@ fn features_and_probs(model: &Classifier, images: &[f32], device: &Device) -> (V
 /// cFID of `samples` against `reference` (the test split), the mean top-class
 /// probability of the samples, and the entropy of their predicted-class
 /// histogram over ln 10 (1 = every class equally often).
-pub fn score(model: &Classifier, samples: &[f32], reference: &[f32], device: &Device) -> SampleScores {
+pub fn score(
+    model: &Classifier,
+    samples: &[f32],
+    reference: &[f32],
+    device: &Device,
+) -> SampleScores {
     let (fs, ps) = features_and_probs(model, samples, device);
     let (fr, _) = features_and_probs(model, reference, device);
     let (m1, c1) = frechet::moments(&fs, model::FEATURES);

@@ -26,7 +26,9 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs, backend_args: &BackendArgs) -> Result<(), CliError> {
     if args.batches.iter().any(|&b| b == 0 || b > 8192) {
-        return Err(CliError::usage("--batches: each must be between 1 and 8192"));
+        return Err(CliError::usage(
+            "--batches: each must be between 1 and 8192",
+        ));
     }
     let cfg = ExperimentConfig::preset("seed")?;
     // Named backend → only that one; otherwise every backend this build has,

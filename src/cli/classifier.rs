@@ -42,7 +42,10 @@ pub fn run(args: ClassifierArgs, backend: &BackendArgs) -> Result<(), CliError> 
     } = args.command;
     let (_, device) = common::device(backend)?;
     let data = common::load_dataset(dataset, data_dir.as_deref())?;
-    if !force && let Some((_, info)) = classifier::load_cached(&data, &device).map_err(CliError::failed)? {
+    if !force
+        && let Some((_, info)) =
+            classifier::load_cached(&data, &device).map_err(CliError::failed)?
+    {
         println!(
             "cached classifier for {}: test accuracy {:.2}% ({} epochs); --force retrains",
             info.dataset,
@@ -71,7 +74,10 @@ pub fn train_and_cache(
     if epochs == 0 {
         return Err(CliError::usage("--epochs: must be at least 1"));
     }
-    eprintln!("training the {} classifier for {epochs} epochs ...", data.kind.name());
+    eprintln!(
+        "training the {} classifier for {epochs} epochs ...",
+        data.kind.name()
+    );
     let (model, info) = classifier::train(data, device, epochs, &mut |e, loss| {
         eprintln!("  classifier epoch {e:>2}/{epochs}: loss {loss:.4}")
     });
@@ -80,7 +86,10 @@ pub fn train_and_cache(
 }
 
 /// The cached classifier, training one first if there is none.
-pub fn load_or_train(data: &Dataset, device: &Device) -> Result<(Classifier, ClassifierInfo), CliError> {
+pub fn load_or_train(
+    data: &Dataset,
+    device: &Device,
+) -> Result<(Classifier, ClassifierInfo), CliError> {
     match classifier::load_cached(data, device).map_err(CliError::failed)? {
         Some(found) => Ok(found),
         None => train_and_cache(data, device, None),

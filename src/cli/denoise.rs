@@ -59,10 +59,24 @@ pub fn run(args: DenoiseArgs, backend: &BackendArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::failed(e.to_string()))?;
     let mut pictures: Vec<_> = frames
         .iter()
-        .map(|f| export::grid(&[f.x_t.clone(), f.x0_pred.clone()].concat(), SIDE, args.n, 2, 3))
+        .map(|f| {
+            export::grid(
+                &[f.x_t.clone(), f.x0_pred.clone()].concat(),
+                SIDE,
+                args.n,
+                2,
+                3,
+            )
+        })
         .collect();
     // Close on the final samples in both rows.
-    pictures.push(export::grid(&[images.clone(), images].concat(), SIDE, args.n, 2, 3));
+    pictures.push(export::grid(
+        &[images.clone(), images].concat(),
+        SIDE,
+        args.n,
+        2,
+        3,
+    ));
     export::save_gif(&pictures, args.delay_ms, &args.out, args.force)?;
     eprintln!("wrote {} frames to {}", pictures.len(), args.out.display());
     Ok(())

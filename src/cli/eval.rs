@@ -80,8 +80,13 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
         };
         println!(
             "samples ({} × {:?}-{steps}, seed {}): cFID {:.3} · confidence {:.4} · class entropy {:.4} (classifier test accuracy {:.2}%)",
-            scores.n_samples, req.sampler, req.seed, scores.cfid, scores.confidence,
-            scores.class_entropy, info.test_accuracy * 100.0
+            scores.n_samples,
+            req.sampler,
+            req.seed,
+            scores.cfid,
+            scores.confidence,
+            scores.class_entropy,
+            info.test_accuracy * 100.0
         );
     }
     Ok(())

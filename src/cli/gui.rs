@@ -68,7 +68,9 @@ fn renderer(name: &str) -> Result<crate::ui::RendererChoice, CliError> {
     match name {
         "glow" => Ok(crate::ui::RendererChoice::Glow),
         "wgpu" => Ok(crate::ui::RendererChoice::Wgpu),
-        other => Err(CliError::usage(format!("--renderer: unknown renderer '{other}'; use glow or wgpu"))),
+        other => Err(CliError::usage(format!(
+            "--renderer: unknown renderer '{other}'; use glow or wgpu"
+        ))),
     }
 }
 
@@ -78,7 +80,10 @@ pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
     if let Some(name) = &b.backend {
         crate::backend::BackendKind::parse(name)?;
     }
-    if let Ok(kind) = b.backend.as_deref().map_or(Ok(crate::backend::default_backend()), crate::backend::BackendKind::parse) {
+    if let Ok(kind) = b.backend.as_deref().map_or(
+        Ok(crate::backend::default_backend()),
+        crate::backend::BackendKind::parse,
+    ) {
         crate::backend::set_threads(kind, b.threads);
     }
     let opts = crate::ui::AppOptions {
@@ -92,9 +97,14 @@ pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
 #[cfg(feature = "gui")]
 pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliError> {
     let names = crate::ui::Tab::ALL.map(|t| t.slug()).join(", ");
-    let panel = crate::ui::Tab::parse(&args.panel)
-        .ok_or_else(|| CliError::usage(format!("--panel: unknown panel '{}'; use one of {names}", args.panel)))?;
-    crate::ui::screenshot(panel, &args.out, args.force, renderer(&window.renderer)?).map_err(CliError::failed)?;
+    let panel = crate::ui::Tab::parse(&args.panel).ok_or_else(|| {
+        CliError::usage(format!(
+            "--panel: unknown panel '{}'; use one of {names}",
+            args.panel
+        ))
+    })?;
+    crate::ui::screenshot(panel, &args.out, args.force, renderer(&window.renderer)?)
+        .map_err(CliError::failed)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
@@ -104,12 +114,21 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
     use crate::ui::bench::{self, Phase, PhaseResult};
     match &args.phase {
         Some(name) => {
-            let phase = Phase::parse(name).ok_or_else(|| CliError::usage(format!("--phase: unknown phase '{name}'")))?;
+            let phase = Phase::parse(name)
+                .ok_or_else(|| CliError::usage(format!("--phase: unknown phase '{name}'")))?;
             let c = &args.config;
-            let mut overrides: Vec<String> = bench::BENCH_OVERRIDES.iter().map(|s| s.to_string()).collect();
+            let mut overrides: Vec<String> = bench::BENCH_OVERRIDES
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             overrides.extend(c.overrides.iter().cloned());
-            let preset = c.preset.as_deref().or(if c.config.is_none() { Some("quick") } else { None });
-            let cfg = crate::config::ExperimentConfig::load(preset, c.config.as_deref(), &overrides)?;
+            let preset = c.preset.as_deref().or(if c.config.is_none() {
+                Some("quick")
+            } else {
+                None
+            });
+            let cfg =
+                crate::config::ExperimentConfig::load(preset, c.config.as_deref(), &overrides)?;
             let (kind, device) = super::common::device(b)?;
             let located = crate::data::locate(cfg.dataset, None, false, &|_| {})?;
             let data = crate::data::load(cfg.dataset, &located)?;
@@ -117,8 +136,9 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
             let r = match phase {
                 Phase::Headless => bench::run_headless(cfg, inj, args.warmup, args.seconds),
                 other => {
-                    let tab = crate::ui::Tab::parse(&args.panel)
-                        .ok_or_else(|| CliError::usage(format!("--panel: unknown panel '{}'", args.panel)))?;
+                    let tab = crate::ui::Tab::parse(&args.panel).ok_or_else(|| {
+                        CliError::usage(format!("--panel: unknown panel '{}'", args.panel))
+                    })?;
                     bench::run_window(other, tab, cfg, inj, args.warmup, args.seconds)
                 }
             }
@@ -130,8 +150,12 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
             let exe = std::env::current_exe().map_err(|e| CliError::failed(e.to_string()))?;
             let mut results: Vec<PhaseResult> = Vec::new();
             for phase in &args.phases {
-                Phase::parse(phase).ok_or_else(|| CliError::usage(format!("--phases: unknown phase '{phase}'")))?;
-                eprintln!("bench-ui: phase {phase} ({:.0} s warm-up + {:.0} s)…", args.warmup, args.seconds);
+                Phase::parse(phase)
+                    .ok_or_else(|| CliError::usage(format!("--phases: unknown phase '{phase}'")))?;
+                eprintln!(
+                    "bench-ui: phase {phase} ({:.0} s warm-up + {:.0} s)…",
+                    args.warmup, args.seconds
+                );
                 let mut cmd = std::process::Command::new(&exe);
                 cmd.arg("bench-ui")
                     .args(["--phase", phase])
@@ -165,7 +189,9 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
                 }
             }
             if args.json {
-                super::common::print_json(&serde_json::to_value(&results).expect("results serialise"));
+                super::common::print_json(
+                    &serde_json::to_value(&results).expect("results serialise"),
+                );
             } else {
                 print!("{}", bench::report(&results));
             }

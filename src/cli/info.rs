@@ -41,7 +41,10 @@ pub fn run(args: InfoArgs) -> Result<(), CliError> {
             "timesteps": cfg.diffusion.timesteps,
         }));
     } else {
-        println!("{}: autoencoder {ae} parameters · U-Net {unet} parameters", cfg.name);
+        println!(
+            "{}: autoencoder {ae} parameters · U-Net {unet} parameters",
+            cfg.name
+        );
         println!(
             "latent: {} values, reshaped to {lc}×{lh}×{lw} for the U-Net",
             cfg.autoencoder.latent_dim

@@ -93,17 +93,28 @@ pub fn run(args: SampleArgs, backend: &BackendArgs) -> Result<(), CliError> {
     let images = generate_batched(&model, &req)?;
     for i in 0..args.n {
         let img = export::gray(&images[i * PIXELS..(i + 1) * PIXELS], SIDE);
-        export::save_png(&img, &args.out.join(format!("sample_{i:04}.png")), args.force)?;
+        export::save_png(
+            &img,
+            &args.out.join(format!("sample_{i:04}.png")),
+            args.force,
+        )?;
     }
     let grid = export::grid(&images, SIDE, export::square_cols(args.n), 2, 2);
     export::save_png(&grid, &args.out.join("grid.png"), args.force)?;
-    eprintln!("wrote {} samples and grid.png to {}", args.n, args.out.display());
+    eprintln!(
+        "wrote {} samples and grid.png to {}",
+        args.n,
+        args.out.display()
+    );
     Ok(())
 }
 
 /// Generate in batches of at most 1,000 with a progress bar; every batch
 /// gets its own seed derived from the request's.
-pub fn generate_batched(model: &LatentDiffusion, req: &SampleRequest) -> Result<Vec<f32>, CliError> {
+pub fn generate_batched(
+    model: &LatentDiffusion,
+    req: &SampleRequest,
+) -> Result<Vec<f32>, CliError> {
     let bar = ProgressBar::new(req.n as u64).with_style(steps_style());
     bar.set_prefix("sampling");
     let mut images = Vec::with_capacity(req.n * PIXELS);

@@ -44,10 +44,9 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
             if let Some(d) = args.dataset {
                 cfg.dataset = d;
             }
-            let dir = args
-                .run_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", cfg.name, utc_stamp())));
+            let dir = args.run_dir.clone().unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("{}-{}", cfg.name, utc_stamp()))
+            });
             let dataset = cfg.dataset;
             (Start::New(cfg), dir, dataset)
         }

@@ -90,7 +90,11 @@ pub fn sample(
     };
     let mut x = match &req.initial {
         Some(v) => {
-            assert_eq!(v.len(), n * dim, "initial noise must hold n × latent_dim values");
+            assert_eq!(
+                v.len(),
+                n * dim,
+                "initial noise must hold n × latent_dim values"
+            );
             Tensor::<4>::from_data(TensorData::new(v.clone(), [n, c, h, w]), device)
         }
         None => noise(&mut rng),

@@ -12,7 +12,12 @@ pub struct NoiseSchedule {
 
 impl NoiseSchedule {
     pub fn new(cfg: &DiffusionConfig) -> Self {
-        Self::from_betas(betas(cfg.schedule, cfg.timesteps, cfg.beta_start, cfg.beta_end))
+        Self::from_betas(betas(
+            cfg.schedule,
+            cfg.timesteps,
+            cfg.beta_start,
+            cfg.beta_end,
+        ))
     }
 
     pub fn from_betas(betas: Vec<f64>) -> Self {
@@ -56,7 +61,9 @@ impl NoiseSchedule {
 pub fn betas(kind: BetaSchedule, steps: usize, start: f64, end: f64) -> Vec<f64> {
     let frac = |i: usize| i as f64 / (steps - 1) as f64;
     match kind {
-        BetaSchedule::Linear => (0..steps).map(|i| start + (end - start) * frac(i)).collect(),
+        BetaSchedule::Linear => (0..steps)
+            .map(|i| start + (end - start) * frac(i))
+            .collect(),
         BetaSchedule::Quadratic => (0..steps)
             .map(|i| (start.sqrt() + (end.sqrt() - start.sqrt()) * frac(i)).powi(2))
             .collect(),
@@ -69,7 +76,11 @@ pub fn betas(kind: BetaSchedule, steps: usize, start: f64, end: f64) -> Vec<f64>
         BetaSchedule::Cosine => {
             // Nichol & Dhariwal 2021, eq. 17, with β clipped at 0.999.
             let s = 0.008;
-            let f = |t: f64| ((t / steps as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos().powi(2);
+            let f = |t: f64| {
+                ((t / steps as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2)
+                    .cos()
+                    .powi(2)
+            };
             (0..steps)
                 .map(|i| (1.0 - f(i as f64 + 1.0) / f(i as f64)).min(0.999))
                 .collect()
@@ -90,14 +101,22 @@ mod tests {
         assert!((b[500] - (1e-4 + (0.02 - 1e-4) * 500.0 / 999.0)).abs() < 1e-15);
         let s = NoiseSchedule::from_betas(b);
         // Known value for the DDPM linear schedule: ᾱ_T ≈ 4.0358e-5.
-        assert!((s.alpha_bars[999] - 4.0358e-5).abs() < 1e-8, "{}", s.alpha_bars[999]);
+        assert!(
+            (s.alpha_bars[999] - 4.0358e-5).abs() < 1e-8,
+            "{}",
+            s.alpha_bars[999]
+        );
     }
 
     #[test]
     fn cosine_alpha_bar_follows_the_closed_form() {
         let b = betas(BetaSchedule::Cosine, 1000, 1e-4, 0.02);
         let s = NoiseSchedule::from_betas(b);
-        let f = |t: f64| ((t / 1000.0 + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+        let f = |t: f64| {
+            ((t / 1000.0 + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                .cos()
+                .powi(2)
+        };
         for t in [0usize, 10, 250, 500, 900] {
             let expected = f(t as f64 + 1.0) / f(0.0);
             assert!((s.alpha_bars[t] - expected).abs() < 1e-9, "t={t}");

@@ -151,7 +151,11 @@ pub fn tsne(
 }
 
 fn euclidean(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
 }
 
 fn pairs(y: &[f32]) -> Vec<[f32; 2]> {
@@ -180,7 +184,10 @@ mod tests {
     fn separated(points: &[[f32; 2]], per: usize) -> bool {
         let mean = |s: &[[f32; 2]]| {
             let n = s.len() as f32;
-            [s.iter().map(|p| p[0]).sum::<f32>() / n, s.iter().map(|p| p[1]).sum::<f32>() / n]
+            [
+                s.iter().map(|p| p[0]).sum::<f32>() / n,
+                s.iter().map(|p| p[1]).sum::<f32>() / n,
+            ]
         };
         let (a, b) = (mean(&points[..per]), mean(&points[per..]));
         let spread = points[..per]

@@ -37,7 +37,9 @@ fn with_init_lock<T>(f: impl FnOnce() -> T) -> T {
     if HOLDING.with(|h| h.get()) {
         return f();
     }
-    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = INIT_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     HOLDING.with(|h| h.set(true));
     struct Release;
     impl Drop for Release {

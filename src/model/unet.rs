@@ -98,7 +98,11 @@ impl Attention {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let n = h * w;
-        let tokens = self.norm.forward(x.clone()).reshape([b, c, n]).swap_dims(1, 2); // [B, N, C]
+        let tokens = self
+            .norm
+            .forward(x.clone())
+            .reshape([b, c, n])
+            .swap_dims(1, 2); // [B, N, C]
         let qkv = self
             .qkv
             .forward(tokens)
@@ -116,7 +120,11 @@ impl Attention {
             .matmul(v) // [B, heads, N, d]
             .swap_dims(1, 2)
             .reshape([b, n, self.heads * self.head_dim]);
-        let out = self.out.forward(attended).swap_dims(1, 2).reshape([b, c, h, w]);
+        let out = self
+            .out
+            .forward(attended)
+            .swap_dims(1, 2)
+            .reshape([b, c, h, w]);
         out + x
     }
 }

@@ -3,12 +3,9 @@
 use burn::prelude::*;
 
 use super::checkpoint::CheckpointParts;
-use super::optim::FusedAdam;
 use super::events::{Event, Stage};
-use super::trainer::{
-    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, epoch_order, index_tensor, lr_at,
-    mse, report_progress,
-};
+use super::optim::FusedAdam;
+use super::trainer::{Ctx, EpochEnd, Outcome, StageLoop, TrainError, index_tensor, lr_at, mse};
 use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
@@ -31,52 +28,32 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
     }
     let mut optim = FusedAdam::new(cfg.ae_training.grad_clip);
     if resuming {
-        ctx.run.load_optim(&mut optim, "autoencoder", ae.num_params(), &ctx.device)?;
+        ctx.run
+            .load_optim(&mut optim, "autoencoder", ae.num_params(), &ctx.device)?;
     }
-    let plan = Plan::new(&cfg.ae_training, ctx.data.train_len);
-    let mut losses = LossBuffer::new(Stage::Autoencoder);
-    let mut order = Vec::new();
-    let mut order_epoch = usize::MAX;
-    let mut epoch_start = std::time::Instant::now();
+    let mut stage = StageLoop::new(ctx, Stage::Autoencoder, &cfg.ae_training);
     let mut step = ctx.state.ae_step;
-    while step < plan.total_steps {
-        let epoch = plan.epoch_of(step);
-        if epoch != order_epoch {
-            order = epoch_order(cfg.seed, Stage::Autoencoder, epoch, ctx.data.train_len);
-            order_epoch = epoch;
-        }
-        let b = step % plan.steps_per_epoch;
-        let idx = &order[b * plan.batch_size..((b + 1) * plan.batch_size).min(order.len())];
+    while step < stage.plan.total_steps {
+        let idx = stage.batch(step);
         let batch = ctx
             .data
             .train
             .clone()
-            .select(0, index_tensor(idx, &ctx.device))
+            .select(0, index_tensor(&idx, &ctx.device))
             .autodiff();
         let loss = mse(ae.forward(batch.clone()), batch);
-        let lr = lr_at(&cfg.ae_training, step, plan.total_steps);
+        let lr = lr_at(&cfg.ae_training, step, stage.plan.total_steps);
         ae = optim.step(lr, ae, &loss.backward()).0;
         step += 1;
-        losses.push(step, loss, idx.len());
         ctx.state.ae_step = step;
-
-        let epoch_done = plan.ends_epoch(step);
-        if losses.len() >= cfg.checkpoint.log_every || epoch_done {
-            let rate = losses.flush(ctx)?;
-            report_progress(ctx, Stage::Autoencoder, &plan, step, rate);
+        if let Some(end) = stage.finish_step(ctx, step, loss, idx.len())? {
+            evaluate(ctx, &ae.valid(), &end, step)?;
         }
-        if epoch_done {
-            let seconds = epoch_start.elapsed().as_secs_f64();
-            evaluate(ctx, &ae.valid(), epoch + 1, step, losses.take_mean(), seconds)?;
-            epoch_start = std::time::Instant::now();
-        }
-        let control = ctx.between_steps();
-        let periodic = cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps == 0;
-        if control != Control::Continue || periodic {
-            losses.flush(ctx)?;
+        let (save_now, stop) = stage.control(ctx, step)?;
+        if save_now {
             save(ctx, &ae, Some(&optim))?;
         }
-        if control == Control::Stop {
+        if stop {
             return Ok((ae.valid(), Outcome::Stopped));
         }
     }
@@ -89,11 +66,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
     Ok((ae.valid(), Outcome::Finished))
 }
 
-pub fn save(
-    ctx: &mut Ctx,
-    ae: &Autoencoder,
-    optim: Option<&FusedAdam>,
-) -> Result<(), TrainError> {
+pub fn save(ctx: &mut Ctx, ae: &Autoencoder, optim: Option<&FusedAdam>) -> Result<(), TrainError> {
     let path = ctx.run.save::<Autoencoder, Unet>(CheckpointParts {
         state: &ctx.state,
         autoencoder: ae,
@@ -112,16 +85,18 @@ pub fn save(
 }
 
 /// Score reconstructions of the test split and report the epoch.
-fn evaluate(
-    ctx: &Ctx,
-    ae: &Autoencoder,
-    epoch: usize,
-    step: usize,
-    mean_loss: f64,
-    seconds: f64,
-) -> Result<(), TrainError> {
+fn evaluate(ctx: &Ctx, ae: &Autoencoder, end: &EpochEnd, step: usize) -> Result<(), TrainError> {
+    let EpochEnd {
+        epoch,
+        mean_loss,
+        seconds,
+    } = *end;
     let wanted = ctx.cfg.checkpoint.eval_images;
-    let count = if wanted == 0 { ctx.data.test_len } else { wanted.min(ctx.data.test_len) };
+    let count = if wanted == 0 {
+        ctx.data.test_len
+    } else {
+        wanted.min(ctx.data.test_len)
+    };
     let rec = pipeline::reconstruct(ae, &ctx.data.test, &ctx.data.test_pixels, count);
     let summary = rec.summary();
     let grid = GRID_IMAGES.min(count) * pipeline::PIXELS;

@@ -191,7 +191,11 @@ impl RunDir {
     fn recover_interrupted_swap(&self) -> Result<(), CheckpointError> {
         let (cur, tmp, old) = self.swap_paths();
         if !cur.exists() && old.exists() {
-            let from = if tmp.join("state.json").exists() { &tmp } else { &old };
+            let from = if tmp.join("state.json").exists() {
+                &tmp
+            } else {
+                &old
+            };
             fs::rename(from, &cur).map_err(io_err(&cur))?;
         }
         Ok(())
@@ -254,13 +258,15 @@ impl RunDir {
                 message: format!("the checkpoint has no {name} weights (was that stage trained?)"),
             });
         }
-        module.try_load_file(&path).map_err(|e| CheckpointError::Invalid {
-            path,
-            message: format!(
-                "cannot load these weights ({e}); the file is damaged or was written for a \
+        module
+            .try_load_file(&path)
+            .map_err(|e| CheckpointError::Invalid {
+                path,
+                message: format!(
+                    "cannot load these weights ({e}); the file is damaged or was written for a \
                  different model configuration than config.toml describes"
-            ),
-        })
+                ),
+            })
     }
 
     /// Restore `optim`'s state from `name.adam` for a model of `params` parameters.
@@ -328,10 +334,12 @@ fn save_module<M: Module>(module: &M, dir: &Path, name: &str) -> Result<(), Chec
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("format", "pt")
         .overwrite(true);
-    module.save_into(&mut store).map_err(|e| CheckpointError::Io {
-        path: st.clone(),
-        message: e.to_string(),
-    })?;
+    module
+        .save_into(&mut store)
+        .map_err(|e| CheckpointError::Io {
+            path: st.clone(),
+            message: e.to_string(),
+        })?;
     // burn-store creates safetensors owner-only (0600); these are exports
     // meant to be shared like the other run files.
     #[cfg(unix)]

@@ -4,15 +4,12 @@
 use burn::prelude::*;
 
 use super::checkpoint::CheckpointParts;
-use super::optim::{FusedAdam, flatten, unflatten};
 use super::events::{Event, Stage};
-use super::trainer::{
-    Control, Ctx, LossBuffer, Outcome, Plan, TrainError, epoch_order, index_tensor, lr_at,
-    mse, report_progress,
-};
+use super::optim::{FusedAdam, flatten, unflatten};
+use super::trainer::{Ctx, EpochEnd, Outcome, StageLoop, TrainError, index_tensor, lr_at, mse};
 use crate::config::SamplerKind;
-use crate::diffusion::sampler::{Capture, SampleRequest, to_vec};
 use crate::diffusion::NoiseSchedule;
+use crate::diffusion::sampler::{Capture, SampleRequest, to_vec};
 use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
@@ -36,21 +33,25 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
             1.0
         };
         ctx.state.latent_scale = scale;
-        ctx.state.latent_bound = cfg.diffusion.clip_x0.then(|| {
-            host.iter().fold(0f32, |m, v| m.max(v.abs())) * scale
-        });
+        ctx.state.latent_bound = cfg
+            .diffusion
+            .clip_x0
+            .then(|| host.iter().fold(0f32, |m, v| m.max(v.abs())) * scale);
     }
     let latents = latents.mul_scalar(ctx.state.latent_scale);
     let schedule = NoiseSchedule::new(&cfg.diffusion);
 
     let ad = ctx.device.clone().autodiff();
-    let mut unet = seeded(&ad, cfg.seed.wrapping_add(1), || Unet::new(&cfg.unet, c, &ad));
+    let mut unet = seeded(&ad, cfg.seed.wrapping_add(1), || {
+        Unet::new(&cfg.unet, c, &ad)
+    });
     let mut optim = FusedAdam::new(cfg.diffusion_training.grad_clip);
     let resuming = ctx.state.diffusion_step > 0 || ctx.state.diffusion_done;
     if resuming {
         unet = ctx.run.load_module(unet, "unet")?;
         if !ctx.state.diffusion_done {
-            ctx.run.load_optim(&mut optim, "unet", unet.num_params(), &ctx.device)?;
+            ctx.run
+                .load_optim(&mut optim, "unet", unet.num_params(), &ctx.device)?;
         }
     }
     // The EMA lives as one flat vector (two ops per update) and becomes a
@@ -61,75 +62,76 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
         ema = Some(flatten(&ctx.run.load_module(unet.valid(), "unet_ema")?));
     }
     let ema_module = |ema: &Option<Tensor<1>>, unet: &Unet| {
-        ema.as_ref().map(|flat| unflatten(unet.valid(), flat.clone()))
+        ema.as_ref()
+            .map(|flat| unflatten(unet.valid(), flat.clone()))
     };
     if ctx.state.diffusion_done {
         return Ok(Outcome::Finished);
     }
 
-    let plan = Plan::new(&cfg.diffusion_training, ctx.data.train_len);
-    let mut losses = LossBuffer::new(Stage::Diffusion);
-    let mut order = Vec::new();
-    let mut order_epoch = usize::MAX;
-    let mut epoch_start = std::time::Instant::now();
+    let mut stage = StageLoop::new(ctx, Stage::Diffusion, &cfg.diffusion_training);
     let mut step = ctx.state.diffusion_step;
-    while step < plan.total_steps {
-        let epoch = plan.epoch_of(step);
-        if epoch != order_epoch {
-            order = epoch_order(cfg.seed, Stage::Diffusion, epoch, ctx.data.train_len);
-            order_epoch = epoch;
-        }
-        let b = step % plan.steps_per_epoch;
-        let idx = &order[b * plan.batch_size..((b + 1) * plan.batch_size).min(order.len())];
+    while step < stage.plan.total_steps {
+        let idx = stage.batch(step);
         let n = idx.len();
         let x0 = latents
             .clone()
-            .select(0, index_tensor(idx, &ctx.device))
+            .select(0, index_tensor(&idx, &ctx.device))
             .reshape([n, c, h, w]);
         // Timesteps and noise come from a stream keyed by the step, so a
         // resumed run draws exactly what an uninterrupted one would.
-        let mut rng = Rng::derive(cfg.seed ^ (step as u64).wrapping_mul(0xA24B_AED4_963E_E407), "noise");
+        let mut rng = Rng::derive(
+            cfg.seed ^ (step as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+            "noise",
+        );
         let ts: Vec<usize> = (0..n).map(|_| rng.below(schedule.len())).collect();
-        let noise = Tensor::<4>::from_data(TensorData::new(rng.normals(n * dim), [n, c, h, w]), &ctx.device);
+        let noise = Tensor::<4>::from_data(
+            TensorData::new(rng.normals(n * dim), [n, c, h, w]),
+            &ctx.device,
+        );
         let coef = |f: &dyn Fn(f64) -> f64| {
-            let v: Vec<f32> = ts.iter().map(|&t| f(schedule.alpha_bars[t]) as f32).collect();
+            let v: Vec<f32> = ts
+                .iter()
+                .map(|&t| f(schedule.alpha_bars[t]) as f32)
+                .collect();
             Tensor::<4>::from_data(TensorData::new(v, [n, 1, 1, 1]), &ctx.device)
         };
         let x_t = x0 * coef(&|ab| ab.sqrt()) + noise.clone() * coef(&|ab| (1.0 - ab).sqrt());
         let loss = mse(unet.forward(x_t.autodiff(), &ts), noise.autodiff());
-        let lr = lr_at(&cfg.diffusion_training, step, plan.total_steps);
+        let lr = lr_at(&cfg.diffusion_training, step, stage.plan.total_steps);
         let (updated, weights) = optim.step(lr, unet, &loss.backward());
         unet = updated;
         if let Some(e) = ema.take() {
             ema = Some(e.mul_scalar(decay) + weights.mul_scalar(1.0 - decay));
         }
         step += 1;
-        losses.push(step, loss, n);
         ctx.state.diffusion_step = step;
-
-        let epoch_done = plan.ends_epoch(step);
-        if losses.len() >= cfg.checkpoint.log_every || epoch_done {
-            let rate = losses.flush(ctx)?;
-            report_progress(ctx, Stage::Diffusion, &plan, step, rate);
-        }
-        if epoch_done {
-            let seconds = epoch_start.elapsed().as_secs_f64();
+        if let Some(end) = stage.finish_step(ctx, step, loss, n)? {
             let sampler_net = ema_module(&ema, &unet).unwrap_or_else(|| unet.valid());
-            finish_epoch(ctx, ae, &sampler_net, &schedule, epoch + 1, step, losses.take_mean(), seconds)?;
-            epoch_start = std::time::Instant::now();
+            finish_epoch(ctx, ae, &sampler_net, &schedule, &end, step)?;
         }
-        let control = ctx.between_steps();
-        let periodic = cfg.checkpoint.every_steps > 0 && step % cfg.checkpoint.every_steps == 0;
-        if control != Control::Continue || periodic {
-            losses.flush(ctx)?;
-            save(ctx, ae, &unet, Some(&optim), ema_module(&ema, &unet).as_ref())?;
+        let (save_now, stop) = stage.control(ctx, step)?;
+        if save_now {
+            save(
+                ctx,
+                ae,
+                &unet,
+                Some(&optim),
+                ema_module(&ema, &unet).as_ref(),
+            )?;
         }
-        if control == Control::Stop {
+        if stop {
             return Ok(Outcome::Stopped);
         }
     }
     ctx.state.diffusion_done = true;
-    save(ctx, ae, &unet, Some(&optim), ema_module(&ema, &unet).as_ref())?;
+    save(
+        ctx,
+        ae,
+        &unet,
+        Some(&optim),
+        ema_module(&ema, &unet).as_ref(),
+    )?;
     ctx.emit(Event::StageFinished {
         stage: Stage::Diffusion,
     });
@@ -151,8 +153,16 @@ fn encode_all(ae: &Autoencoder, images: &Tensor<4>) -> Tensor<2> {
 pub fn unit_variance_scale(latents: &[f32]) -> f32 {
     let n = latents.len().max(1) as f64;
     let mean = latents.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = latents.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    if var > 0.0 { (1.0 / var.sqrt()) as f32 } else { 1.0 }
+    let var = latents
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    if var > 0.0 {
+        (1.0 / var.sqrt()) as f32
+    } else {
+        1.0
+    }
 }
 
 fn save(
@@ -185,11 +195,14 @@ fn finish_epoch(
     ae: &Autoencoder,
     unet: &Unet,
     schedule: &NoiseSchedule,
-    epoch: usize,
+    end: &EpochEnd,
     step: usize,
-    mean_loss: f64,
-    seconds: f64,
 ) -> Result<(), TrainError> {
+    let EpochEnd {
+        epoch,
+        mean_loss,
+        seconds,
+    } = *end;
     ctx.log(
         "epochs.jsonl",
         &[serde_json::json!({

@@ -70,7 +70,11 @@ impl ModuleMapper for Scatter {
             *offset += n;
             if old.is_autodiff() {
                 let lifted = Tensor::from_inner(fresh);
-                if old.is_require_grad() { lifted.require_grad() } else { lifted }
+                if old.is_require_grad() {
+                    lifted.require_grad()
+                } else {
+                    lifted
+                }
             } else {
                 fresh
             }
@@ -120,7 +124,11 @@ impl FusedAdam {
         if self.clip > 0.0 {
             // min(1, clip / ‖g‖) without reading the norm back to the host.
             let norm = g.clone().powi_scalar(2).sum().sqrt();
-            let scale = norm.add_scalar(1e-6).recip().mul_scalar(self.clip).clamp_max(1.0);
+            let scale = norm
+                .add_scalar(1e-6)
+                .recip()
+                .mul_scalar(self.clip)
+                .clamp_max(1.0);
             g = g * scale;
         }
         let m = match self.m.take() {
@@ -159,14 +167,22 @@ impl FusedAdam {
     }
 
     /// Load state saved by `save` for a model with `params` parameters.
-    pub fn load(&mut self, path: &Path, params: usize, device: &Device) -> Result<(), CheckpointError> {
+    pub fn load(
+        &mut self,
+        path: &Path,
+        params: usize,
+        device: &Device,
+    ) -> Result<(), CheckpointError> {
         let bad = |message: String| CheckpointError::Invalid {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read the optimizer state ({e})")))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| bad(format!("cannot read the optimizer state ({e})")))?;
         if bytes.len() < 24 || &bytes[..8] != MAGIC {
-            return Err(bad("is not a latentlab optimizer state; the checkpoint is damaged".into()));
+            return Err(bad(
+                "is not a latentlab optimizer state; the checkpoint is damaged".into(),
+            ));
         }
         let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
         let (steps, len) = (word(8), word(16) as usize);

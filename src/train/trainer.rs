@@ -166,7 +166,11 @@ impl Plan {
     pub fn new(t: &StageTraining, items: usize) -> Self {
         let steps_per_epoch = items.div_ceil(t.batch_size);
         let full = steps_per_epoch * t.epochs;
-        let total_steps = if t.max_steps > 0 { full.min(t.max_steps) } else { full };
+        let total_steps = if t.max_steps > 0 {
+            full.min(t.max_steps)
+        } else {
+            full
+        };
         Self {
             steps_per_epoch,
             total_steps,
@@ -189,8 +193,11 @@ impl Plan {
 /// epoch, so resuming mid-epoch sees the same batches.
 pub fn epoch_order(seed: u64, stage: Stage, epoch: usize, items: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..items).collect();
-    Rng::derive(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), stage.name())
-        .shuffle(&mut order);
+    Rng::derive(
+        seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        stage.name(),
+    )
+    .shuffle(&mut order);
     order
 }
 
@@ -313,4 +320,97 @@ pub fn report_progress(ctx: &Ctx, stage: Stage, plan: &Plan, done: usize, rate: 
 /// Mean squared error as a one-element tensor.
 pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
     (a - b).powi_scalar(2).mean()
+}
+
+/// What `StageLoop::finish_step` reports when a step closes an epoch.
+pub struct EpochEnd {
+    /// 1-based.
+    pub epoch: usize,
+    pub mean_loss: f64,
+    pub seconds: f64,
+}
+
+/// The loop both stages share: which samples each step trains on, when the
+/// losses are read back and progress reported, when an epoch ends, and what
+/// was asked for between steps.
+pub struct StageLoop {
+    pub plan: Plan,
+    stage: Stage,
+    seed: u64,
+    items: usize,
+    log_every: usize,
+    every_steps: usize,
+    order: Vec<usize>,
+    order_epoch: Option<usize>,
+    losses: LossBuffer,
+    epoch_start: std::time::Instant,
+}
+
+impl StageLoop {
+    pub fn new(ctx: &Ctx, stage: Stage, training: &StageTraining) -> Self {
+        Self {
+            plan: Plan::new(training, ctx.data.train_len),
+            stage,
+            seed: ctx.cfg.seed,
+            items: ctx.data.train_len,
+            log_every: ctx.cfg.checkpoint.log_every,
+            every_steps: ctx.cfg.checkpoint.every_steps,
+            order: Vec::new(),
+            order_epoch: None,
+            losses: LossBuffer::new(stage),
+            epoch_start: std::time::Instant::now(),
+        }
+    }
+
+    /// Indices of the training samples that step `step` (0-based) uses.
+    pub fn batch(&mut self, step: usize) -> Vec<usize> {
+        let epoch = self.plan.epoch_of(step);
+        if self.order_epoch != Some(epoch) {
+            self.order = epoch_order(self.seed, self.stage, epoch, self.items);
+            self.order_epoch = Some(epoch);
+        }
+        let b = step % self.plan.steps_per_epoch;
+        let size = self.plan.batch_size;
+        self.order[b * size..((b + 1) * size).min(self.order.len())].to_vec()
+    }
+
+    /// Record the loss of a finished step (`done` steps so far); read the
+    /// losses back when due. Returns the epoch's summary if it just ended.
+    pub fn finish_step(
+        &mut self,
+        ctx: &Ctx,
+        done: usize,
+        loss: Tensor<1>,
+        images: usize,
+    ) -> Result<Option<EpochEnd>, TrainError> {
+        self.losses.push(done, loss, images);
+        let epoch_done = self.plan.ends_epoch(done);
+        if self.losses.len() >= self.log_every || epoch_done {
+            let rate = self.losses.flush(ctx)?;
+            report_progress(ctx, self.stage, &self.plan, done, rate);
+        }
+        if !epoch_done {
+            return Ok(None);
+        }
+        let end = EpochEnd {
+            epoch: self.plan.epoch_of(done - 1) + 1,
+            mean_loss: self.losses.take_mean(),
+            seconds: self.epoch_start.elapsed().as_secs_f64(),
+        };
+        self.epoch_start = std::time::Instant::now();
+        Ok(Some(end))
+    }
+
+    /// Commands and periodic checkpoints after step `done`: returns whether
+    /// to save a checkpoint now (losses are flushed first, so the log never
+    /// lags the checkpoint) and whether to stop.
+    pub fn control(&mut self, ctx: &Ctx, done: usize) -> Result<(bool, bool), TrainError> {
+        let control = ctx.between_steps();
+        let periodic = self.every_steps > 0 && done % self.every_steps == 0;
+        let save = control != Control::Continue || periodic;
+        if save {
+            self.losses.flush(ctx)?;
+        }
+        Ok((save, control == Control::Stop))
+    }
 }

@@ -60,7 +60,8 @@ pub fn run(
         }
         None => {
             for file in ["losses.jsonl", "epochs.jsonl"] {
-                run.truncate_log(file, |_| false).map_err(|e| (e.into(), None))?;
+                run.truncate_log(file, |_| false)
+                    .map_err(|e| (e.into(), None))?;
             }
             TrainState::fresh(&job.backend_name)
         }
@@ -124,7 +125,9 @@ fn keep_row(v: &serde_json::Value, ae_step: usize, diff_step: usize) -> bool {
         Some("diffusion") => diff_step,
         _ => return false,
     };
-    v.get("step").and_then(|n| n.as_u64()).is_some_and(|n| n <= limit as u64)
+    v.get("step")
+        .and_then(|n| n.as_u64())
+        .is_some_and(|n| n <= limit as u64)
 }
 
 /// A training run on its own thread. Panics inside the engine become a
@@ -150,7 +153,10 @@ impl Worker {
                     Ok(Ok(_)) => None,
                     Ok(Err((e, checkpoint))) => Some((e.to_string(), checkpoint)),
                     Err(panic) => Some((
-                        format!("internal error in the training engine: {}", panic_message(&panic)),
+                        format!(
+                            "internal error in the training engine: {}",
+                            panic_message(&panic)
+                        ),
                         None,
                     )),
                 };

@@ -118,7 +118,11 @@ impl App {
         Self::with_settings(settings, Some(cc.egui_ctx.clone()), opts)
     }
 
-    pub fn with_settings(mut settings: Settings, ctx: Option<egui::Context>, opts: AppOptions) -> Self {
+    pub fn with_settings(
+        mut settings: Settings,
+        ctx: Option<egui::Context>,
+        opts: AppOptions,
+    ) -> Self {
         if let Some(dir) = &opts.runs_dir {
             settings.runs_dir = dir.clone();
         }
@@ -239,7 +243,13 @@ impl App {
     fn new_run_dir(&self, name: &str) -> PathBuf {
         let safe: String = name
             .chars()
-            .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let base = self
             .settings
@@ -377,7 +387,13 @@ impl App {
                 }
             }
             for ev in events {
-                let resumed = matches!(&ev, crate::train::Event::RunStarted { resumed_at: Some(_), .. });
+                let resumed = matches!(
+                    &ev,
+                    crate::train::Event::RunStarted {
+                        resumed_at: Some(_),
+                        ..
+                    }
+                );
                 let outcome = self.session.apply(ev);
                 if resumed && let Some(dir) = self.session.run_dir.clone() {
                     work::load_curves(&self.jobs, dir);
@@ -417,7 +433,10 @@ impl App {
             JobResult::DataReady(located) => {
                 let located = Arc::new(*located);
                 if located.subset {
-                    self.info(format!("offline MNIST subset in use: {}", located.description));
+                    self.info(format!(
+                        "offline MNIST subset in use: {}",
+                        located.description
+                    ));
                 }
                 self.experiment.data_preview = Some((located.description.clone(), located.subset));
                 if let Some(p) = self.pending.take() {
@@ -425,7 +444,10 @@ impl App {
                     self.spawn_worker(p, located.data.clone());
                 }
             }
-            JobResult::DataPreview { description, subset } => {
+            JobResult::DataPreview {
+                description,
+                subset,
+            } => {
                 self.experiment.data_preview = Some((description, subset));
             }
             JobResult::Failed { what, message } => {
@@ -504,10 +526,13 @@ impl eframe::App for App {
                 self.messages(ui);
             }
         });
-        egui::Panel::bottom("status").frame(bare).show(ui, |ui| experiment::status_line(self, ui));
+        egui::Panel::bottom("status")
+            .frame(bare)
+            .show(ui, |ui| experiment::status_line(self, ui));
         // No fill: the clear colour is the panel colour already, and under
         // software GL every full-window fill costs frame time.
-        let central = egui::CentralPanel::default_margins().frame(egui::Frame::new().inner_margin(8));
+        let central =
+            egui::CentralPanel::default_margins().frame(egui::Frame::new().inner_margin(8));
         central.show(ui, |ui| match self.settings.tab {
             Tab::Experiment => experiment::show(self, ui),
             Tab::Loss => loss::show(self, ui),
@@ -517,7 +542,9 @@ impl eframe::App for App {
             Tab::Samples => samples::show(self, ui),
         });
         self.overwrite_prompt(&ctx);
-        self.frame_stats.ui_times.push(began.elapsed().as_secs_f32());
+        self.frame_stats
+            .ui_times
+            .push(began.elapsed().as_secs_f32());
     }
 
     fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {

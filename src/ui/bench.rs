@@ -102,7 +102,12 @@ fn percentile(v: &[f32], p: f64) -> f64 {
     s[((s.len() - 1) as f64 * p).round() as usize] as f64 * 1000.0
 }
 
-pub fn run_headless(cfg: ExperimentConfig, inj: Injected, warmup: f64, seconds: f64) -> Result<PhaseResult, String> {
+pub fn run_headless(
+    cfg: ExperimentConfig,
+    inj: Injected,
+    warmup: f64,
+    seconds: f64,
+) -> Result<PhaseResult, String> {
     let dir = tempdir()?;
     let batch = cfg.ae_training.batch_size;
     let worker = Worker::spawn(TrainJob {
@@ -175,7 +180,8 @@ impl eframe::App for BenchApp {
             self.window.1 = Some(stats.intervals.len());
             let (a, b) = (self.window.0.unwrap_or(0), self.window.1.unwrap_or(0));
             let intervals = &stats.intervals[a..b.max(a)];
-            let ui_times = &stats.ui_times[a.min(stats.ui_times.len())..b.min(stats.ui_times.len()).max(a.min(stats.ui_times.len()))];
+            let ui_times = &stats.ui_times[a.min(stats.ui_times.len())
+                ..b.min(stats.ui_times.len()).max(a.min(stats.ui_times.len()))];
             let secs: f32 = intervals.iter().sum();
             let result = PhaseResult {
                 phase: self.phase.name().into(),
@@ -281,7 +287,11 @@ pub fn report(results: &[PhaseResult]) -> String {
     // headless runs right before and after it, when there are any.
     let neighbours = |i: usize| -> f64 {
         let is_h = |r: &&PhaseResult| r.phase == "headless";
-        let before = results[..i].iter().rev().find(is_h).map(|r| r.images_per_sec);
+        let before = results[..i]
+            .iter()
+            .rev()
+            .find(is_h)
+            .map(|r| r.images_per_sec);
         let after = results[i + 1..].iter().find(is_h).map(|r| r.images_per_sec);
         match (before, after) {
             (Some(a), Some(b)) => (a + b) / 2.0,
@@ -291,7 +301,14 @@ pub fn report(results: &[PhaseResult]) -> String {
     };
     let mut s = format!(
         "{:<10} {:>12} {:>10} {:>12} {:>8} {:>10} {:>10} {:>12}\n",
-        "phase", "train img/s", "overhead", "vs adjacent", "fps", "ui p50 ms", "ui p95 ms", "frame p95 ms"
+        "phase",
+        "train img/s",
+        "overhead",
+        "vs adjacent",
+        "fps",
+        "ui p50 ms",
+        "ui p95 ms",
+        "frame p95 ms"
     );
     for (i, r) in results.iter().enumerate() {
         let measured = r.phase != "headless" && r.phase != "idle" && base > 0.0;
@@ -320,11 +337,18 @@ pub fn report(results: &[PhaseResult]) -> String {
             r.phase, r.images_per_sec, overhead, adjacent, fps, p50, p95, iv
         ));
     }
-    s.push_str(&format!("headless mean: {base:.0} img/s over {} run(s)\n", headless.len()));
+    s.push_str(&format!(
+        "headless mean: {base:.0} img/s over {} run(s)\n",
+        headless.len()
+    ));
     s
 }
 
-pub fn injected(data: Dataset, backend: crate::backend::BackendKind, device: burn::tensor::Device) -> Injected {
+pub fn injected(
+    data: Dataset,
+    backend: crate::backend::BackendKind,
+    device: burn::tensor::Device,
+) -> Injected {
     Injected {
         data,
         device,

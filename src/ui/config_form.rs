@@ -39,7 +39,11 @@ fn leaves(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 leaves(&path, v, out);
             }
         }
@@ -122,7 +126,10 @@ impl ConfigForm {
     /// Set `path` from raw text, as the user typed it.
     pub fn set_text(&mut self, cfg: &mut ExperimentConfig, path: &str, text: &str) {
         self.texts.insert(path.to_string(), text.to_string());
-        let current = Self::fields(cfg).into_iter().find(|(p, _)| p == path).map(|(_, v)| v);
+        let current = Self::fields(cfg)
+            .into_iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| v);
         let value = match current {
             Some(toml::Value::String(_)) => toml::Value::String(text.to_string()).to_string(),
             // "1" for a float field: TOML would read an integer.
@@ -147,7 +154,12 @@ impl ConfigForm {
     }
 
     /// Draw the form. Returns the paths changed this frame.
-    pub fn show(&mut self, ui: &mut egui::Ui, cfg: &mut ExperimentConfig, problems: &[Problem]) -> Vec<String> {
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        cfg: &mut ExperimentConfig,
+        problems: &[Problem],
+    ) -> Vec<String> {
         let mut changed = Vec::new();
         let fields = Self::fields(cfg);
         let mut sections: Vec<Section> = Vec::new();
@@ -187,8 +199,14 @@ impl ConfigForm {
         changed: &mut Vec<String>,
     ) {
         {
-            let title = if section.is_empty() { "experiment" } else { section };
-            let bad = fields.iter().any(|(p, _)| problems.iter().any(|q| &q.field == p));
+            let title = if section.is_empty() {
+                "experiment"
+            } else {
+                section
+            };
+            let bad = fields
+                .iter()
+                .any(|(p, _)| problems.iter().any(|q| &q.field == p));
             let header = if bad {
                 egui::RichText::new(format!("{title} (check)")).color(ui.visuals().error_fg_color)
             } else {
@@ -250,7 +268,11 @@ impl ConfigForm {
                 }
             }
             _ => {
-                let mut text = self.texts.get(path).cloned().unwrap_or_else(|| text_of(value));
+                let mut text = self
+                    .texts
+                    .get(path)
+                    .cloned()
+                    .unwrap_or_else(|| text_of(value));
                 let r = ui.add_sized(
                     [110.0, 20.0],
                     egui::TextEdit::singleline(&mut text).id_salt(path),
@@ -269,7 +291,8 @@ impl ConfigForm {
             .collect();
         if msgs.is_empty() {
             if sampling_only(path) {
-                ui.weak("live").on_hover_text("applies to sampling at once, no restart");
+                ui.weak("live")
+                    .on_hover_text("applies to sampling at once, no restart");
             } else {
                 ui.label("");
             }

@@ -44,7 +44,14 @@ fn map_images(images: &[f32], f: impl Fn(&[f32]) -> Vec<f32>) -> Vec<f32> {
     images.chunks_exact(PIXELS).flat_map(f).collect()
 }
 
-fn curve(steps: usize, start: f32, floor: f32, tau: f32, noise: f32, seed: u64) -> Vec<(usize, f32)> {
+fn curve(
+    steps: usize,
+    start: f32,
+    floor: f32,
+    tau: f32,
+    noise: f32,
+    seed: u64,
+) -> Vec<(usize, f32)> {
     let mut rng = Rng::new(seed);
     (1..=steps)
         .map(|s| {
@@ -115,11 +122,17 @@ fn frames(app: &App, clean: &[f32], n: usize) -> Vec<DecodedFrame> {
             let x_t = clean
                 .iter()
                 .zip(&noise)
-                .map(|(&c, &z)| (ab.sqrt() * c + (1.0 - ab).sqrt() * z * 0.5 + 0.5 * (1.0 - ab.sqrt())).clamp(0.0, 1.0))
+                .map(|(&c, &z)| {
+                    (ab.sqrt() * c + (1.0 - ab).sqrt() * z * 0.5 + 0.5 * (1.0 - ab.sqrt()))
+                        .clamp(0.0, 1.0)
+                })
                 .collect();
             let r = ((1.0 - ab) * 3.0).round() as usize;
             let x0 = map_images(clean, |img| {
-                blur(img, r).into_iter().map(|v| v * (0.4 + 0.6 * ab.sqrt())).collect()
+                blur(img, r)
+                    .into_iter()
+                    .map(|v| v * (0.4 + 0.6 * ab.sqrt()))
+                    .collect()
             });
             DecodedFrame {
                 t,
@@ -139,8 +152,11 @@ pub fn fill(app: &mut App) {
         app.config = cfg;
         app.settings.preset = "seed".into();
     }
-    let d = data::load(DatasetKind::Mnist, &LocatedDataset::EmbeddedSubset { note: None })
-        .expect("the embedded subset is valid");
+    let d = data::load(
+        DatasetKind::Mnist,
+        &LocatedDataset::EmbeddedSubset { note: None },
+    )
+    .expect("the embedded subset is valid");
     let s = &mut app.session;
     s.run_name = "demo".into();
     s.dataset = "offline MNIST subset (demo data)".into();

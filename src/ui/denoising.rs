@@ -41,10 +41,7 @@ impl DenoiseView {
 }
 
 pub fn on_result(app: &mut App, r: JobResult) {
-    if let JobResult::Generated {
-        images, frames, ..
-    } = r
-    {
+    if let JobResult::Generated { images, frames, .. } = r {
         let v = &mut app.denoise;
         let n = images.len() / crate::pipeline::PIXELS;
         let s = &app.config.sampling;
@@ -70,7 +67,10 @@ pub fn on_result(app: &mut App, r: JobResult) {
 fn source(app: &App) -> Option<(&Denoising, u64)> {
     match (&app.denoise.generated, &app.session.preview) {
         (Some(d), _) => Some((d, app.denoise.version)),
-        (None, Some(p)) => Some((p, 1 << 40 | app.session.generation << 20 | p.frames.len() as u64)),
+        (None, Some(p)) => Some((
+            p,
+            1 << 40 | app.session.generation << 20 | p.frames.len() as u64,
+        )),
         _ => None,
     }
 }
@@ -120,7 +120,11 @@ fn generate(app: &mut App) {
 
 pub fn show(app: &mut App, ui: &mut egui::Ui) {
     ui.horizontal_wrapped(|ui| {
-        ui.add(egui::DragValue::new(&mut app.settings.denoise_n).range(1..=64).prefix("samples "));
+        ui.add(
+            egui::DragValue::new(&mut app.settings.denoise_n)
+                .range(1..=64)
+                .prefix("samples "),
+        );
         ui.add(egui::DragValue::new(&mut app.settings.denoise_seed).prefix("seed "));
         let s = &app.config.sampling;
         ui.weak(format!(
@@ -149,7 +153,9 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
                 app.denoise.busy = false;
             }
             if let Some((done, total)) = app.denoise.progress {
-                ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0));
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0),
+                );
             }
         }
     });
@@ -168,7 +174,10 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
     // itself, or a text field) has the keyboard.
     if ui.memory(|m| m.focused().is_none()) {
         let (right, left) = ui.input(|i| {
-            (i.key_pressed(egui::Key::ArrowRight), i.key_pressed(egui::Key::ArrowLeft))
+            (
+                i.key_pressed(egui::Key::ArrowRight),
+                i.key_pressed(egui::Key::ArrowLeft),
+            )
         });
         if right {
             v.frame = (v.frame + 1).min(frames_len - 1);
@@ -192,7 +201,13 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         }
         ui.ctx().request_repaint();
     }
-    let ts: Vec<usize> = source(app).expect("checked above").0.frames.iter().map(|f| f.t).collect();
+    let ts: Vec<usize> = source(app)
+        .expect("checked above")
+        .0
+        .frames
+        .iter()
+        .map(|f| f.t)
+        .collect();
     let t = ts[app.denoise.frame];
     ui.horizontal_wrapped(|ui| {
         let label = if app.denoise.playing { "Pause" } else { "Play" };
@@ -204,8 +219,12 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
                 v.frame = 0;
             }
         }
-        ui.add(egui::DragValue::new(&mut app.settings.play_fps).range(1.0..=240.0).suffix(" frames/s"))
-            .on_hover_text("playback speed");
+        ui.add(
+            egui::DragValue::new(&mut app.settings.play_fps)
+                .range(1.0..=240.0)
+                .suffix(" frames/s"),
+        )
+        .on_hover_text("playback speed");
         let frames = ts.clone();
         let slider = egui::Slider::new(&mut app.denoise.frame, 0..=frames_len - 1)
             .show_value(false)
@@ -215,7 +234,10 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
             app.denoise.playing = false;
         }
         ui.strong(format!("t = {t}"));
-        ui.weak(format!("frame {}/{frames_len} · {origin}", app.denoise.frame + 1));
+        ui.weak(format!(
+            "frame {}/{frames_len} · {origin}",
+            app.denoise.frame + 1
+        ));
     });
     ui.horizontal(|ui| {
         if ui.button("Export GIF").clicked() {
@@ -245,7 +267,9 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         });
     let zoom = fit_zoom(tex.size_vec2(), ui.available_size(), 8.0);
     egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
-        show_tex(ui, tex, zoom).on_hover_text(format!("timestep {t}: x_t (left) and predicted x0 (right) of each sample"));
+        show_tex(ui, tex, zoom).on_hover_text(format!(
+            "timestep {t}: x_t (left) and predicted x0 (right) of each sample"
+        ));
     });
 }
 

@@ -67,14 +67,20 @@ fn presets(app: &mut App, ui: &mut egui::Ui) {
             .selected_text(&app.settings.preset)
             .show_ui(ui, |ui| {
                 for (name, _) in PRESETS {
-                    if ui.selectable_label(app.settings.preset == *name, *name).clicked() {
+                    if ui
+                        .selectable_label(app.settings.preset == *name, *name)
+                        .clicked()
+                    {
                         app.settings.preset = name.to_string();
                         chosen = Some(ExperimentConfig::preset(name).map_err(|e| e.to_string()));
                     }
                 }
                 for (name, path) in &user {
                     let label = format!("{name} (mine)");
-                    if ui.selectable_label(app.settings.preset == *name, label).clicked() {
+                    if ui
+                        .selectable_label(app.settings.preset == *name, label)
+                        .clicked()
+                    {
                         app.settings.preset = name.clone();
                         chosen = Some(ExperimentConfig::from_file(path).map_err(|e| e.to_string()));
                     }
@@ -100,7 +106,10 @@ fn presets(app: &mut App, ui: &mut egui::Ui) {
         )
         .accessible_name("preset name");
         let name = app.experiment.preset_name.trim().to_string();
-        let ok = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
         if ui
             .add_enabled(ok, egui::Button::new("Save as preset"))
             .on_disabled_hover_text("Type a name (letters, digits, - and _)")
@@ -118,7 +127,9 @@ fn save_preset(app: &mut App, name: &str) {
     };
     let path = dir.join(format!("{name}.toml"));
     if PRESETS.iter().any(|(n, _)| *n == name) {
-        app.error(format!("'{name}' is a built-in preset; choose another name"));
+        app.error(format!(
+            "'{name}' is a built-in preset; choose another name"
+        ));
         return;
     }
     let mut cfg = app.config.clone();
@@ -140,82 +151,89 @@ fn save_preset(app: &mut App, name: &str) {
 }
 
 fn pickers(app: &mut App, ui: &mut egui::Ui) {
-    egui::Grid::new("pickers").num_columns(2).spacing([12.0, 4.0]).show(ui, |ui| {
-        ui.label("Dataset");
-        ui.horizontal(|ui| {
-            ui.label(app.config.dataset.display_name());
-            match (&app.opts.injected, &app.experiment.data_preview) {
-                (Some(inj), _) => {
-                    ui.weak(&inj.data.source);
-                }
-                (None, Some((desc, subset))) => {
-                    if *subset {
-                        note(ui, format!("offline MNIST subset in use — {desc}"));
-                    } else {
-                        ui.weak(desc);
+    egui::Grid::new("pickers")
+        .num_columns(2)
+        .spacing([12.0, 4.0])
+        .show(ui, |ui| {
+            ui.label("Dataset");
+            ui.horizontal(|ui| {
+                ui.label(app.config.dataset.display_name());
+                match (&app.opts.injected, &app.experiment.data_preview) {
+                    (Some(inj), _) => {
+                        ui.weak(&inj.data.source);
+                    }
+                    (None, Some((desc, subset))) => {
+                        if *subset {
+                            note(ui, format!("offline MNIST subset in use — {desc}"));
+                        } else {
+                            ui.weak(desc);
+                        }
+                    }
+                    (None, None) => {
+                        ui.weak("looking…");
                     }
                 }
-                (None, None) => {
-                    ui.weak("looking…");
-                }
+            });
+            ui.end_row();
+            ui.label("Data directory");
+            let r = ui
+                .add(
+                    egui::TextEdit::singleline(&mut app.settings.data_dir)
+                        .hint_text("optional: folder with the four IDX files")
+                        .desired_width(320.0),
+                )
+                .accessible_name("data directory");
+            if r.lost_focus() {
+                app.refresh_data_preview();
             }
+            ui.end_row();
+            ui.label("Backend");
+            ui.horizontal(|ui| {
+                egui::ComboBox::from_id_salt("backend")
+                    .selected_text(&app.settings.backend)
+                    .show_ui(ui, |ui| {
+                        for b in backend::available() {
+                            ui.selectable_value(
+                                &mut app.settings.backend,
+                                b.name().to_string(),
+                                b.name(),
+                            );
+                        }
+                    })
+                    .response
+                    .accessible_name("backend");
+                ui.label("Device");
+                let mut devices = vec!["auto".to_string(), "cpu".to_string()];
+                if backend::cuda_available() && app.settings.backend == "tch" {
+                    devices.push("cuda".into());
+                }
+                egui::ComboBox::from_id_salt("device")
+                    .selected_text(&app.settings.device)
+                    .show_ui(ui, |ui| {
+                        for d in devices {
+                            ui.selectable_value(&mut app.settings.device, d.clone(), d);
+                        }
+                    })
+                    .response
+                    .accessible_name("device");
+                if let Err(e) = app.device() {
+                    problem(ui, e);
+                }
+            });
+            ui.end_row();
+            ui.label("Runs directory");
+            let mut text = app.settings.runs_dir.display().to_string();
+            let r = ui
+                .add(egui::TextEdit::singleline(&mut text).desired_width(320.0))
+                .accessible_name("runs directory");
+            if r.changed() {
+                app.settings.runs_dir = PathBuf::from(text);
+            }
+            if r.lost_focus() {
+                super::work::list_runs(&app.jobs, app.settings.runs_dir.clone());
+            }
+            ui.end_row();
         });
-        ui.end_row();
-        ui.label("Data directory");
-        let r = ui
-            .add(
-                egui::TextEdit::singleline(&mut app.settings.data_dir)
-                    .hint_text("optional: folder with the four IDX files")
-                    .desired_width(320.0),
-            )
-            .accessible_name("data directory");
-        if r.lost_focus() {
-            app.refresh_data_preview();
-        }
-        ui.end_row();
-        ui.label("Backend");
-        ui.horizontal(|ui| {
-            egui::ComboBox::from_id_salt("backend")
-                .selected_text(&app.settings.backend)
-                .show_ui(ui, |ui| {
-                    for b in backend::available() {
-                        ui.selectable_value(&mut app.settings.backend, b.name().to_string(), b.name());
-                    }
-                })
-                .response
-                .accessible_name("backend");
-            ui.label("Device");
-            let mut devices = vec!["auto".to_string(), "cpu".to_string()];
-            if backend::cuda_available() && app.settings.backend == "tch" {
-                devices.push("cuda".into());
-            }
-            egui::ComboBox::from_id_salt("device")
-                .selected_text(&app.settings.device)
-                .show_ui(ui, |ui| {
-                    for d in devices {
-                        ui.selectable_value(&mut app.settings.device, d.clone(), d);
-                    }
-                })
-                .response
-                .accessible_name("device");
-            if let Err(e) = app.device() {
-                problem(ui, e);
-            }
-        });
-        ui.end_row();
-        ui.label("Runs directory");
-        let mut text = app.settings.runs_dir.display().to_string();
-        let r = ui
-            .add(egui::TextEdit::singleline(&mut text).desired_width(320.0))
-            .accessible_name("runs directory");
-        if r.changed() {
-            app.settings.runs_dir = PathBuf::from(text);
-        }
-        if r.lost_focus() {
-            super::work::list_runs(&app.jobs, app.settings.runs_dir.clone());
-        }
-        ui.end_row();
-    });
 }
 
 fn controls(app: &mut App, ui: &mut egui::Ui) {
@@ -224,7 +242,10 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
     let training = app.training();
     ui.horizontal_wrapped(|ui| {
         let can_start = problems.is_empty() && !training;
-        let start = ui.add_enabled(can_start, egui::Button::new("Start").min_size([80.0, 0.0].into()));
+        let start = ui.add_enabled(
+            can_start,
+            egui::Button::new("Start").min_size([80.0, 0.0].into()),
+        );
         let start = start.accessible_name("Start");
         if start.clicked() {
             app.start_new();
@@ -260,9 +281,15 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
         }
         if let Some(dir) = app.session.run_dir.clone()
             && !training
-            && ui.button("Export run").on_hover_text("Copy the run directory (checkpoint, config, logs)").clicked()
+            && ui
+                .button("Export run")
+                .on_hover_text("Copy the run directory (checkpoint, config, logs)")
+                .clicked()
         {
-            let stem = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             app.export(super::export::ExportRequest {
                 stem,
                 ext: "",
@@ -291,8 +318,13 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
         }
         let dir = PathBuf::from(app.settings.resume_dir.trim());
         if ui
-            .add_enabled(!training && !app.settings.resume_dir.trim().is_empty(), egui::Button::new("Resume run"))
-            .on_hover_text("Continue the run from its last checkpoint; a finished run opens for sampling")
+            .add_enabled(
+                !training && !app.settings.resume_dir.trim().is_empty(),
+                egui::Button::new("Resume run"),
+            )
+            .on_hover_text(
+                "Continue the run from its last checkpoint; a finished run opens for sampling",
+            )
             .clicked()
         {
             app.resume_from(&dir);
@@ -336,7 +368,11 @@ fn progress(app: &App, ui: &mut egui::Ui) {
             ui.add(egui::ProgressBar::new(frac).text(text));
         }
         None if app.session.state == RunState::LoadingData => {
-            ui.add(egui::ProgressBar::new(0.0).text("loading the dataset…").animate(true));
+            ui.add(
+                egui::ProgressBar::new(0.0)
+                    .text("loading the dataset…")
+                    .animate(true),
+            );
         }
         None => {}
     }

@@ -16,7 +16,10 @@ use crate::train::checkpoint::write_atomic;
 pub enum Payload {
     Bytes(Vec<u8>),
     Png(GrayImage),
-    Gif { frames: Vec<GrayImage>, delay_ms: u32 },
+    Gif {
+        frames: Vec<GrayImage>,
+        delay_ms: u32,
+    },
     /// Copy a run directory (config, logs, checkpoint).
     RunDir(PathBuf),
 }

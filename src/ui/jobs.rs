@@ -147,8 +147,7 @@ impl Jobs {
         let spawned = std::thread::Builder::new()
             .name(format!("latentlab-{what}"))
             .spawn(move || {
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&tx)));
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&tx)));
                 let message = match outcome {
                     Ok(Ok(())) => None,
                     Ok(Err(m)) => Some(m),
@@ -168,7 +167,6 @@ impl Jobs {
             });
         }
     }
-
 }
 
 /// How a job reports back: every message also wakes the UI.
@@ -203,7 +201,6 @@ pub fn dialogs_available() -> bool {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
         return true;
     }
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join("zenity").is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("zenity").is_file()))
 }

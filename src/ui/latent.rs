@@ -83,7 +83,9 @@ fn launch(app: &mut App, subset: Subset, method: Method) {
         app.latent.running = Some((ticket, subset, cancel.clone()));
     }
     let values = l.values[..n * l.dim].to_vec();
-    work::project(&app.jobs, ticket, subset, method, values, l.dim, l.epoch, opts, cancel);
+    work::project(
+        &app.jobs, ticket, subset, method, values, l.dim, l.epoch, opts, cancel,
+    );
 }
 
 pub fn on_result(app: &mut App, r: JobResult) {
@@ -150,7 +152,12 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         app.latent.pca_epoch = Some(stamp);
         for s in [Subset::Batch, Subset::All] {
             // A finished t-SNE stays until the user asks for another map.
-            if app.latent.maps.get(&s).is_none_or(|m| m.method == Method::Pca) {
+            if app
+                .latent
+                .maps
+                .get(&s)
+                .is_none_or(|m| m.method == Method::Pca)
+            {
                 launch(app, s, Method::Pca);
             }
         }
@@ -186,7 +193,9 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         .legend(Legend::default())
         .show_axes(false)
         .label_formatter(move |pos: &HoverPosition<'_>| match pos {
-            HoverPosition::NearDataPoint { plot_name, index, .. } => {
+            HoverPosition::NearDataPoint {
+                plot_name, index, ..
+            } => {
                 let d = name_to_label.iter().position(|n| n == plot_name)?;
                 let i = *lookup.get(d)?.get(*index)?;
                 Some(format!("digit {} · test image #{i}", labels[i]))
@@ -212,10 +221,13 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
             {
                 let pt = map.points[i];
                 p.add(
-                    Points::new("selected", PlotPoints::from(vec![[pt[0] as f64, pt[1] as f64]]))
-                        .radius(7.0)
-                        .filled(false)
-                        .color(egui::Color32::WHITE),
+                    Points::new(
+                        "selected",
+                        PlotPoints::from(vec![[pt[0] as f64, pt[1] as f64]]),
+                    )
+                    .radius(7.0)
+                    .filled(false)
+                    .color(egui::Color32::WHITE),
                 );
             }
         });
@@ -262,8 +274,16 @@ fn controls(app: &mut App, ui: &mut egui::Ui, epoch: usize) {
         ui.radio_value(&mut app.settings.projection, Method::Tsne, "t-SNE");
         ui.radio_value(&mut app.settings.projection, Method::Pca, "PCA");
         if app.settings.projection == Method::Tsne {
-            ui.add(egui::DragValue::new(&mut app.settings.perplexity).range(2.0..=100.0).prefix("perplexity "));
-            ui.add(egui::DragValue::new(&mut app.settings.tsne_epochs).range(50..=5000).prefix("epochs "));
+            ui.add(
+                egui::DragValue::new(&mut app.settings.perplexity)
+                    .range(2.0..=100.0)
+                    .prefix("perplexity "),
+            );
+            ui.add(
+                egui::DragValue::new(&mut app.settings.tsne_epochs)
+                    .range(50..=5000)
+                    .prefix("epochs "),
+            );
             ui.add(egui::DragValue::new(&mut app.settings.tsne_seed).prefix("seed "));
         }
         let subset = app.latent.subset;
@@ -286,7 +306,10 @@ fn controls(app: &mut App, ui: &mut egui::Ui, epoch: usize) {
                 Method::Tsne => format!("t-SNE (iteration {}, settling)", m.iteration),
                 Method::Pca => "PCA".into(),
             };
-            ui.weak(format!("{what} of epoch {} latents (latest: epoch {epoch})", m.epoch));
+            ui.weak(format!(
+                "{what} of epoch {} latents (latest: epoch {epoch})",
+                m.epoch
+            ));
         }
     });
 }
@@ -300,14 +323,18 @@ fn selection(app: &mut App, ui: &mut egui::Ui, latents: &super::session::Latents
     let ctx = ui.ctx().clone();
     if let Some(original) = app.test_image(i) {
         ui.label("original");
-        let tex = app.textures.get(&ctx, "latent-original", i as u64, || single(&original));
+        let tex = app
+            .textures
+            .get(&ctx, "latent-original", i as u64, || single(&original));
         show_tex(ui, tex, 4.0);
     }
     ui.label("reconstruction");
     match &app.latent.decoded {
         Some((j, image)) if *j == i => {
             let image = image.clone();
-            let tex = app.textures.get(&ctx, "latent-decoded", i as u64, || single(&image));
+            let tex = app
+                .textures
+                .get(&ctx, "latent-decoded", i as u64, || single(&image));
             show_tex(ui, tex, 4.0);
         }
         _ if app.session.run_dir.is_none() => {

@@ -63,7 +63,10 @@ fn y(v: f64, log: bool) -> f64 {
 
 fn derive(points: &[(usize, f32)], epochs: &[EpochMean], alpha: f32, log: bool) -> Derived {
     let to = |v: &[(usize, f32)]| -> Vec<[f64; 2]> {
-        decimate(v).iter().map(|&(s, l)| [s as f64, y(l as f64, log)]).collect()
+        decimate(v)
+            .iter()
+            .map(|&(s, l)| [s as f64, y(l as f64, log)])
+            .collect()
     };
     Derived {
         raw: to(points),
@@ -81,7 +84,15 @@ fn derive(points: &[(usize, f32)], epochs: &[EpochMean], alpha: f32, log: bool) 
 }
 
 impl LossView {
-    fn derived(&mut self, key: &str, version: u64, curves: &Curves, stage: Stage, alpha: f32, log: bool) -> Derived {
+    fn derived(
+        &mut self,
+        key: &str,
+        version: u64,
+        curves: &Curves,
+        stage: Stage,
+        alpha: f32,
+        log: bool,
+    ) -> Derived {
         let stamp = version
             .wrapping_mul(31)
             .wrapping_add((alpha * 1000.0) as u64)
@@ -99,7 +110,9 @@ impl LossView {
 }
 
 fn run_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub fn show(app: &mut App, ui: &mut egui::Ui) {
@@ -115,7 +128,10 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         ));
         ui.separator();
         let empty = curves.ae.is_empty() && curves.diffusion.is_empty();
-        if ui.add_enabled(!empty, egui::Button::new("Export CSV")).clicked() {
+        if ui
+            .add_enabled(!empty, egui::Button::new("Export CSV"))
+            .clicked()
+        {
             let bytes = curves_csv(&app.session.curves);
             app.export(ExportRequest {
                 stem: "losses".into(),
@@ -123,7 +139,10 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
                 payload: Payload::Bytes(bytes),
             });
         }
-        if ui.add_enabled(!empty, egui::Button::new("Export JSON")).clicked() {
+        if ui
+            .add_enabled(!empty, egui::Button::new("Export JSON"))
+            .clicked()
+        {
             let bytes = curves_json(&app.session.curves);
             app.export(ExportRequest {
                 stem: "losses".into(),
@@ -146,7 +165,10 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
 fn overlay_picker(app: &mut App, ui: &mut egui::Ui) {
     ui.strong("Compare with earlier runs");
     if app.loss.runs.is_empty() {
-        ui.weak(format!("No runs in {} yet", app.settings.runs_dir.display()));
+        ui.weak(format!(
+            "No runs in {} yet",
+            app.settings.runs_dir.display()
+        ));
     }
     egui::ScrollArea::vertical().show(ui, |ui| {
         let current = app.session.run_dir.clone();
@@ -182,9 +204,14 @@ const OVERLAY_COLORS: [Color32; 4] = [
 fn plot(app: &mut App, ui: &mut egui::Ui, stage: Stage, height: f32) {
     let (alpha, log) = (app.settings.loss_ema, app.settings.loss_log);
     let version = app.session.curves.version ^ (app.session.generation << 40);
-    let current = app
-        .loss
-        .derived(stage.name(), version, &app.session.curves, stage, alpha, log);
+    let current = app.loss.derived(
+        stage.name(),
+        version,
+        &app.session.curves,
+        stage,
+        alpha,
+        log,
+    );
     let mut overlays = Vec::new();
     for (i, dir) in app.settings.overlay.clone().iter().enumerate() {
         if let Some(c) = app.loss.overlays.get(dir).cloned() {
@@ -207,7 +234,11 @@ fn plot(app: &mut App, ui: &mut egui::Ui, stage: Stage, height: f32) {
         .show_background(false)
         .y_axis_formatter(move |mark, _| format!("{:.3}", fmt_y(mark.value)))
         .label_formatter(move |pos: &HoverPosition<'_>| match pos {
-            HoverPosition::NearDataPoint { plot_name, position, .. } => Some(format!(
+            HoverPosition::NearDataPoint {
+                plot_name,
+                position,
+                ..
+            } => Some(format!(
                 "{plot_name}\nstep {:.0}\nloss {:.5}",
                 position.x,
                 fmt_y(position.y)
@@ -217,9 +248,12 @@ fn plot(app: &mut App, ui: &mut egui::Ui, stage: Stage, height: f32) {
         .show(ui, |p| {
             for (name, color, d) in &overlays {
                 p.line(
-                    Line::new(format!("{name} (smoothed)"), PlotPoints::from(d.smooth.clone()))
-                        .color(*color)
-                        .style(LineStyle::dashed_loose()),
+                    Line::new(
+                        format!("{name} (smoothed)"),
+                        PlotPoints::from(d.smooth.clone()),
+                    )
+                    .color(*color)
+                    .style(LineStyle::dashed_loose()),
                 );
             }
             if !current.raw.is_empty() {

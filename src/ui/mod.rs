@@ -38,7 +38,12 @@ pub enum RendererChoice {
 
 /// Whether a window can open at all: X11 or Wayland must be reachable.
 pub fn display_available() -> bool {
-    if !cfg!(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd")) {
+    if !cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd"
+    )) {
         return true;
     }
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
@@ -65,7 +70,12 @@ pub fn native_options(persist: bool, renderer: RendererChoice) -> eframe::Native
 }
 
 /// Open the workbench and block until it is closed.
-pub fn run_workbench(opts: AppOptions, renderer: RendererChoice, backend: Option<String>, device: Option<String>) -> Result<(), String> {
+pub fn run_workbench(
+    opts: AppOptions,
+    renderer: RendererChoice,
+    backend: Option<String>,
+    device: Option<String>,
+) -> Result<(), String> {
     if !display_available() {
         return Err(NO_DISPLAY.into());
     }
@@ -88,7 +98,11 @@ pub fn run_workbench(opts: AppOptions, renderer: RendererChoice, backend: Option
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| format!("cannot open the workbench window: {e}; run headless with `latentlab train` instead"))
+    .map_err(|e| {
+        format!(
+            "cannot open the workbench window: {e}; run headless with `latentlab train` instead"
+        )
+    })
 }
 
 /// Shows a demo panel for a few frames, saves the window as PNG, closes.
@@ -135,7 +149,11 @@ impl eframe::App for Shooter {
 
 fn save_color_image(image: &egui::ColorImage, out: &Path) -> Result<(), String> {
     let [w, h] = image.size;
-    let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_srgba_unmultiplied()).collect();
+    let bytes: Vec<u8> = image
+        .pixels
+        .iter()
+        .flat_map(|c| c.to_srgba_unmultiplied())
+        .collect();
     let img = image::RgbaImage::from_raw(w as u32, h as u32, bytes)
         .ok_or_else(|| "the screenshot has an unexpected size".to_string())?;
     let mut buf = std::io::Cursor::new(Vec::new());
@@ -149,12 +167,20 @@ fn save_color_image(image: &egui::ColorImage, out: &Path) -> Result<(), String> 
 
 /// `latentlab screenshot`: open a real window on the demo state, show
 /// `panel`, save the window to `out`.
-pub fn screenshot(panel: Tab, out: &Path, overwrite: bool, renderer: RendererChoice) -> Result<(), String> {
+pub fn screenshot(
+    panel: Tab,
+    out: &Path,
+    overwrite: bool,
+    renderer: RendererChoice,
+) -> Result<(), String> {
     if !display_available() {
         return Err(NO_DISPLAY.into());
     }
     if out.exists() && !overwrite {
-        return Err(format!("{} already exists; pass --force to overwrite it", out.display()));
+        return Err(format!(
+            "{} already exists; pass --force to overwrite it",
+            out.display()
+        ));
     }
     let result = Arc::new(Mutex::new(None));
     let shooter_result = result.clone();

@@ -55,28 +55,40 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
     ui.separator();
     let e = app.session.recons[idx].clone();
     let n = count(&e.originals);
-    let zoom = ((ui.available_width() / COLS as f32 - 12.0) / 28.0).floor().clamp(1.0, 4.0);
+    let zoom = ((ui.available_width() / COLS as f32 - 12.0) / 28.0)
+        .floor()
+        .clamp(1.0, 4.0);
     let ctx = ui.ctx().clone();
-    egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        for block in 0..n.div_ceil(COLS) {
-            let range = block * COLS..((block + 1) * COLS).min(n);
-            egui::Grid::new(("recon", block)).spacing([6.0, 2.0]).show(ui, |ui| {
-                for (row, images) in [("original", &e.originals), ("reconstruction", &e.reconstructions)] {
-                    for i in range.clone() {
-                        let key = format!("recon-{row}-{i}");
-                        let version = (app.session.generation << 20) ^ (idx as u64);
-                        let tex = app.textures.get(&ctx, &key, version, || single(image_at(images, i)));
-                        show_tex(ui, tex, zoom).on_hover_text(format!("test image {i} ({row})"));
-                    }
-                    ui.end_row();
-                }
-                for i in range.clone() {
-                    let m = e.metrics[i];
-                    ui.small(format!("SSIM {:.3}\nPSNR {:.1}", m.ssim, m.psnr.min(99.9)));
-                }
-                ui.end_row();
-            });
-            ui.add_space(8.0);
-        }
-    });
+    egui::ScrollArea::vertical()
+        .auto_shrink(false)
+        .show(ui, |ui| {
+            for block in 0..n.div_ceil(COLS) {
+                let range = block * COLS..((block + 1) * COLS).min(n);
+                egui::Grid::new(("recon", block))
+                    .spacing([6.0, 2.0])
+                    .show(ui, |ui| {
+                        for (row, images) in [
+                            ("original", &e.originals),
+                            ("reconstruction", &e.reconstructions),
+                        ] {
+                            for i in range.clone() {
+                                let key = format!("recon-{row}-{i}");
+                                let version = (app.session.generation << 20) ^ (idx as u64);
+                                let tex = app
+                                    .textures
+                                    .get(&ctx, &key, version, || single(image_at(images, i)));
+                                show_tex(ui, tex, zoom)
+                                    .on_hover_text(format!("test image {i} ({row})"));
+                            }
+                            ui.end_row();
+                        }
+                        for i in range.clone() {
+                            let m = e.metrics[i];
+                            ui.small(format!("SSIM {:.3}\nPSNR {:.1}", m.ssim, m.psnr.min(99.9)));
+                        }
+                        ui.end_row();
+                    });
+                ui.add_space(8.0);
+            }
+        });
 }

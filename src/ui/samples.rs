@@ -120,11 +120,19 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
         ui.selectable_value(&mut s.sampler, SamplerKind::Ddim, "DDIM");
         let timesteps = app.config.diffusion.timesteps;
         if s.sampler == SamplerKind::Ddim {
-            ui.add(egui::DragValue::new(&mut s.steps).range(1..=timesteps).prefix("steps "));
+            ui.add(
+                egui::DragValue::new(&mut s.steps)
+                    .range(1..=timesteps)
+                    .prefix("steps "),
+            );
             ui.add(egui::Slider::new(&mut s.eta, 0.0..=1.0).text("η"));
         }
         ui.separator();
-        ui.add(egui::DragValue::new(&mut app.settings.samples_n).range(1..=256).prefix("samples "));
+        ui.add(
+            egui::DragValue::new(&mut app.settings.samples_n)
+                .range(1..=256)
+                .prefix("samples "),
+        );
         ui.add(egui::DragValue::new(&mut app.settings.samples_seed).prefix("seed "));
         let ready = app.session.can_sample && !app.samples.busy;
         if ui
@@ -145,12 +153,20 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
                 app.samples.busy = false;
             }
             if let Some((done, total)) = app.samples.progress {
-                ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0));
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0),
+                );
             }
         }
         if !app.samples.images.is_empty() && ui.button("Export PNG").clicked() {
             let n = count(&app.samples.images);
-            let grid = crate::export::grid(&app.samples.images, SIDE, crate::export::square_cols(n), 2, 3);
+            let grid = crate::export::grid(
+                &app.samples.images,
+                SIDE,
+                crate::export::square_cols(n),
+                2,
+                3,
+            );
             app.export(ExportRequest {
                 stem: "samples".into(),
                 ext: "png",
@@ -179,29 +195,40 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         .max_height(ui.available_height() - 150.0)
         .auto_shrink([false, true])
         .show(ui, |ui| {
-            egui::Grid::new("gallery").spacing([6.0, 6.0]).show(ui, |ui| {
-                for i in 0..n {
-                    let key = format!("sample-{i}");
-                    let images = &app.samples.images;
-                    let tex = app.textures.get(&ctx, &key, app.samples.version, || single(image_at(images, i)));
-                    let r = show_tex(ui, tex, 3.0).on_hover_text(format!("sample {i}"));
-                    let picked = app.samples.pick.iter().position(|p| *p == Some(i));
-                    if let Some(k) = picked {
-                        ui.painter().rect_stroke(
-                            r.rect.expand(2.0),
-                            2.0,
-                            egui::Stroke::new(2.0, if k == 0 { egui::Color32::YELLOW } else { egui::Color32::LIGHT_BLUE }),
-                            egui::StrokeKind::Outside,
-                        );
+            egui::Grid::new("gallery")
+                .spacing([6.0, 6.0])
+                .show(ui, |ui| {
+                    for i in 0..n {
+                        let key = format!("sample-{i}");
+                        let images = &app.samples.images;
+                        let tex = app.textures.get(&ctx, &key, app.samples.version, || {
+                            single(image_at(images, i))
+                        });
+                        let r = show_tex(ui, tex, 3.0).on_hover_text(format!("sample {i}"));
+                        let picked = app.samples.pick.iter().position(|p| *p == Some(i));
+                        if let Some(k) = picked {
+                            ui.painter().rect_stroke(
+                                r.rect.expand(2.0),
+                                2.0,
+                                egui::Stroke::new(
+                                    2.0,
+                                    if k == 0 {
+                                        egui::Color32::YELLOW
+                                    } else {
+                                        egui::Color32::LIGHT_BLUE
+                                    },
+                                ),
+                                egui::StrokeKind::Outside,
+                            );
+                        }
+                        if r.clicked() {
+                            clicked = Some(i);
+                        }
+                        if (i + 1) % cols == 0 {
+                            ui.end_row();
+                        }
                     }
-                    if r.clicked() {
-                        clicked = Some(i);
-                    }
-                    if (i + 1) % cols == 0 {
-                        ui.end_row();
-                    }
-                }
-            });
+                });
         });
     if let Some(i) = clicked {
         let p = &mut app.samples.pick;
@@ -221,7 +248,11 @@ fn interpolation(app: &mut App, ui: &mut egui::Ui) {
         match app.samples.pick {
             [Some(a), Some(b)] => {
                 ui.label(format!("sample {a} to sample {b}"));
-                ui.add(egui::DragValue::new(&mut app.settings.interp_steps).range(2..=32).prefix("steps "));
+                ui.add(
+                    egui::DragValue::new(&mut app.settings.interp_steps)
+                        .range(2..=32)
+                        .prefix("steps "),
+                );
                 if ui
                     .add_enabled(!app.samples.busy, egui::Button::new("Interpolate"))
                     .clicked()
@@ -236,7 +267,8 @@ fn interpolation(app: &mut App, ui: &mut egui::Ui) {
                 ui.weak("click two samples above");
             }
         }
-        if !app.samples.interpolation.is_empty() && ui.button("Export interpolation PNG").clicked() {
+        if !app.samples.interpolation.is_empty() && ui.button("Export interpolation PNG").clicked()
+        {
             let n = count(&app.samples.interpolation);
             let grid = crate::export::grid(&app.samples.interpolation, SIDE, n, 2, 3);
             app.export(ExportRequest {
@@ -252,7 +284,9 @@ fn interpolation(app: &mut App, ui: &mut egui::Ui) {
         let images = app.samples.interpolation.clone();
         let tex = app
             .textures
-            .get(&ctx, "interpolation", app.samples.version, || super::widgets::grid(&images, n));
+            .get(&ctx, "interpolation", app.samples.version, || {
+                super::widgets::grid(&images, n)
+            });
         let zoom = super::widgets::fit_zoom(tex.size_vec2(), ui.available_size(), 4.0);
         show_tex(ui, tex, zoom);
     }

@@ -209,9 +209,15 @@ impl Session {
     pub fn merge_history(&mut self, mut history: Curves) {
         let c = &self.curves;
         let after = |v: &[(usize, f32)], last: Option<usize>| -> Vec<(usize, f32)> {
-            v.iter().copied().filter(|p| last.is_none_or(|l| p.0 > l)).collect()
+            v.iter()
+                .copied()
+                .filter(|p| last.is_none_or(|l| p.0 > l))
+                .collect()
         };
-        let (last_ae, last_diff) = (history.ae.last().map(|p| p.0), history.diffusion.last().map(|p| p.0));
+        let (last_ae, last_diff) = (
+            history.ae.last().map(|p| p.0),
+            history.diffusion.last().map(|p| p.0),
+        );
         history.ae.extend(after(&c.ae, last_ae));
         history.diffusion.extend(after(&c.diffusion, last_diff));
         for (mine, theirs) in [
@@ -219,7 +225,12 @@ impl Session {
             (&mut history.diffusion_epochs, &c.diffusion_epochs),
         ] {
             let last = mine.last().map(|e| e.epoch);
-            mine.extend(theirs.iter().filter(|e| last.is_none_or(|l| e.epoch > l)).cloned());
+            mine.extend(
+                theirs
+                    .iter()
+                    .filter(|e| last.is_none_or(|l| e.epoch > l))
+                    .cloned(),
+            );
         }
         history.version = c.version + history.version + 1;
         self.curves = history;

@@ -42,8 +42,8 @@ pub fn load_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
 /// Say which dataset Start would use, without downloading anything.
 pub fn preview_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
     jobs.spawn("data-preview", move |reply| {
-        let located = data::locate(kind, data_dir.as_deref(), false, &|_| {})
-            .map_err(|e| e.to_string())?;
+        let located =
+            data::locate(kind, data_dir.as_deref(), false, &|_| {}).map_err(|e| e.to_string())?;
         reply.send(JobResult::DataPreview {
             description: located.describe(),
             subset: located.is_subset(),
@@ -125,7 +125,11 @@ fn request(g: &Generate, initial: Vec<f32>, n: usize, clip_x0: Option<f32>) -> S
         eta: g.sampling.eta,
         variance: g.sampling.variance,
         seed: g.seed,
-        capture: if g.capture { Capture::All } else { Capture::None },
+        capture: if g.capture {
+            Capture::All
+        } else {
+            Capture::None
+        },
         initial: Some(initial),
     }
 }
@@ -201,13 +205,21 @@ pub fn interpolate(jobs: &Jobs, ticket: u64, g: Generate, a: Vec<f32>, b: Vec<f3
 }
 
 /// Decode one (unscaled) encoder latent with the run's autoencoder.
-pub fn decode_latent(jobs: &Jobs, run_dir: PathBuf, device: Device, index: usize, latent: Vec<f32>) {
+pub fn decode_latent(
+    jobs: &Jobs,
+    run_dir: PathBuf,
+    device: Device,
+    index: usize,
+    latent: Vec<f32>,
+) {
     jobs.spawn("decode", move |reply| {
         let (run, cfg, state) = RunDir::open(&run_dir).map_err(|e| e.to_string())?;
         if state.is_none() {
-            return Err("no checkpoint yet: reconstructions of clicked points appear once the \
+            return Err(
+                "no checkpoint yet: reconstructions of clicked points appear once the \
                         first checkpoint is saved"
-                .into());
+                    .into(),
+            );
         }
         let ae = run
             .load_module(Autoencoder::new(&cfg.autoencoder, &device), "autoencoder")

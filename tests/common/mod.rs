@@ -50,7 +50,11 @@ fn image(i: usize) -> Vec<u8> {
             let (dx, dy) = (x as f64 - 13.5, y as f64 - 13.5);
             let dist_line = (dx * s - dy * c).abs();
             let along = (dx * c + dy * s).abs();
-            let bar = if dist_line < 1.8 && along < 10.0 { 1.0 } else { 0.0 };
+            let bar = if dist_line < 1.8 && along < 10.0 {
+                1.0
+            } else {
+                0.0
+            };
             let blob = (-((x as f64 - bx).powi(2) + (y as f64 - by).powi(2)) / 8.0).exp();
             px[y * 28 + x] = ((bar + 0.7 * blob).min(1.0) * 255.0) as u8;
         }
