@@ -206,6 +206,31 @@ fn a_stopped_run_resumes_onto_the_uninterrupted_curve() {
             y.2
         );
     }
+    // The epoch summaries agree too, including the epoch that was cut.
+    let epochs = |dir: &Path| -> Vec<(String, u64, f64)> {
+        std::fs::read_to_string(dir.join("epochs.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let stage = v["stage"].as_str().unwrap().to_string();
+                (
+                    stage,
+                    v["epoch"].as_u64().unwrap(),
+                    v["mean_loss"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (ea, eb) = (epochs(whole.path()), epochs(split.path()));
+    assert_eq!(ea.len(), eb.len());
+    for (x, y) in ea.iter().zip(&eb) {
+        assert_eq!((&x.0, x.1), (&y.0, y.1));
+        assert!(
+            (x.2 - y.2).abs() <= 1e-6 * x.2.abs().max(1.0),
+            "{x:?} vs {y:?}"
+        );
+    }
     // Same final weights: identical samples from both runs.
     let device = common::device();
     let sample = |dir: &Path| {
@@ -255,9 +280,23 @@ fn damaged_or_mismatched_checkpoints_are_clear_errors() {
     let device = common::device();
     assert!(LatentDiffusion::load(dir.path(), &device).is_ok());
 
-    // A config that no longer matches the weights.
+    // A config edited into an invalid one names the file and the field.
     let cfg_path = dir.path().join("config.toml");
     let original = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut broken = ExperimentConfig::from_file(&cfg_path).unwrap();
+    broken.diffusion_training.batch_size = 0;
+    std::fs::write(&cfg_path, broken.to_toml()).unwrap();
+    let err = LatentDiffusion::load(dir.path(), &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("config.toml") && err.contains("diffusion_training.batch_size"),
+        "{err}"
+    );
+    std::fs::write(&cfg_path, &original).unwrap();
+
+    // A config that no longer matches the weights.
     let mut wider = ExperimentConfig::from_file(&cfg_path).unwrap();
     wider.autoencoder.channels = vec![8, 24];
     std::fs::write(&cfg_path, wider.to_toml()).unwrap();
@@ -362,4 +401,48 @@ fn a_non_finite_loss_stops_the_stage_with_a_clear_error() {
         .filter(|e| matches!(e, Event::Losses { .. }))
         .collect();
     assert_eq!(reported.len(), 1);
+}
+
+#[test]
+fn resuming_on_other_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.max_steps = 2;
+    cfg.diffusion_training.max_steps = 2;
+    train(dir.path(), Some(cfg));
+    let mut other = job(dir.path(), None);
+    other.data = common::synthetic_dataset(300, 40);
+    let (tx, _rx) = unbounded();
+    let (_c, crx) = unbounded();
+    let err = worker::run(other, tx, crx).unwrap_err().0.to_string();
+    assert!(
+        err.contains("was trained on") && err.contains("320 training images"),
+        "{err}"
+    );
+    assert!(
+        err.contains("300 training images") && err.contains("--data-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_reader_never_moves_checkpoints_and_finds_an_interrupted_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.max_steps = 2;
+    cfg.diffusion_training.max_steps = 2;
+    train(dir.path(), Some(cfg));
+    // As if a save stopped between its renames: only checkpoint.old remains.
+    let (cur, old) = (
+        dir.path().join("checkpoint"),
+        dir.path().join("checkpoint.old"),
+    );
+    std::fs::rename(&cur, &old).unwrap();
+    let device = common::device();
+    assert!(LatentDiffusion::load(dir.path(), &device).is_ok());
+    assert!(!cur.exists() && old.exists(), "reading renamed nothing");
+    // The trainer puts it back when it resumes.
+    let (outcome, _) = train(dir.path(), None);
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(cur.join("state.json").exists() && !old.exists());
 }

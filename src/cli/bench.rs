@@ -25,6 +25,11 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs, backend_args: &BackendArgs) -> Result<(), CliError> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
+        return Err(CliError::usage(
+            "--seconds: must be a number between 0 and 3600",
+        ));
+    }
     if args.batches.iter().any(|&b| b == 0 || b > 8192) {
         return Err(CliError::usage(
             "--batches: each must be between 1 and 8192",

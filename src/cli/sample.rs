@@ -20,7 +20,7 @@ pub struct SamplerArgs {
     /// DDIM steps (default: the run's config).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// DDIM η: 0 is deterministic, 1 matches DDPM's noise level.
+    /// DDIM η: 0 is deterministic; 1 adds DDPM's posterior-variance noise (σ² = β̃).
     #[arg(long)]
     pub eta: Option<f64>,
     /// Seed of the initial noise and of every step's noise.
@@ -90,6 +90,19 @@ pub fn run(args: SampleArgs, backend: &BackendArgs) -> Result<(), CliError> {
     let req = args.sampler.request(&model, args.n)?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::failed(format!("{}: cannot create ({e})", args.out.display())))?;
+    // Refuse before sampling, not after: nothing is half-written or wasted.
+    let names: Vec<String> = (0..args.n)
+        .map(|i| format!("sample_{i:04}.png"))
+        .chain(["grid.png".to_string()])
+        .collect();
+    if !args.force
+        && let Some(taken) = names.iter().map(|n| args.out.join(n)).find(|p| p.exists())
+    {
+        return Err(CliError::failed(format!(
+            "{}: already exists; pass --force to overwrite it or choose another --out",
+            taken.display()
+        )));
+    }
     let images = generate_batched(&model, &req)?;
     for i in 0..args.n {
         let img = export::gray(&images[i * PIXELS..(i + 1) * PIXELS], SIDE);

@@ -27,7 +27,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Continue the run in DIR from its last checkpoint.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "config", "overrides", "run_dir"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "config", "overrides", "run_dir", "dataset"])]
     pub resume: Option<PathBuf>,
 }
 
@@ -47,6 +47,13 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
             let dir = args.run_dir.clone().unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("{}-{}", cfg.name, utc_stamp()))
             });
+            if dir.join("config.toml").exists() {
+                return Err(CliError::usage(format!(
+                    "{} already holds a run; continue it with `latentlab train --resume {}` or pass another --run-dir",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
             let dataset = cfg.dataset;
             (Start::New(cfg), dir, dataset)
         }
@@ -62,7 +69,12 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
     });
     let stop = worker.commands.clone();
     // A second Ctrl-C falls through to the default handler (kill).
+    let presses = std::sync::atomic::AtomicUsize::new(0);
     let _ = ctrlc::set_handler(move || {
+        if presses.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            eprintln!("\naborted without saving");
+            std::process::exit(130);
+        }
         eprintln!("\nstopping: saving a checkpoint first (Ctrl-C again to abort)");
         let _ = stop.send(Command::Stop);
     });

@@ -53,6 +53,23 @@ impl Dataset {
         self.test_images.get(i * n..(i + 1) * n)
     }
 
+    /// A short identity of the training split: kind, size and an FNV-1a
+    /// hash of its images and labels.
+    pub fn fingerprint(&self) -> String {
+        let hash = self
+            .train_images
+            .iter()
+            .chain(&self.train_labels)
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
+        format!(
+            "{} · {} training images · {hash:016x}",
+            self.kind.name(),
+            self.train_len()
+        )
+    }
+
     /// Scales bytes to [0, 1] floats (v / 255).
     pub fn to_f32(pixels: &[u8]) -> Vec<f32> {
         pixels.iter().map(|&v| f32::from(v) / 255.0).collect()

@@ -5,7 +5,9 @@ use burn::prelude::*;
 use super::checkpoint::CheckpointParts;
 use super::events::{Event, Stage};
 use super::optim::FusedAdam;
-use super::trainer::{Ctx, EpochEnd, Outcome, StageLoop, TrainError, index_tensor, lr_at, mse};
+use super::trainer::{
+    Ctx, EpochEnd, Outcome, StageLoop, TrainError, ensure_finite, index_tensor, lr_at, mse,
+};
 use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
@@ -67,6 +69,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
 }
 
 pub fn save(ctx: &mut Ctx, ae: &Autoencoder, optim: Option<&FusedAdam>) -> Result<(), TrainError> {
+    ensure_finite(ae, Stage::Autoencoder, ctx.state.ae_step)?;
     let path = ctx.run.save::<Autoencoder, Unet>(CheckpointParts {
         state: &ctx.state,
         autoencoder: ae,

@@ -47,6 +47,14 @@ pub struct TrainState {
     #[serde(default)]
     pub latent_bound: Option<f32>,
     pub backend: String,
+    /// Loss sum and step count of the epoch in progress, so the epoch mean
+    /// of a run resumed mid-epoch covers the whole epoch.
+    #[serde(default)]
+    pub epoch_loss: (f64, usize),
+    /// What the run trains on (`Dataset::fingerprint`); resuming on other
+    /// data would silently change every batch.
+    #[serde(default)]
+    pub data: Option<String>,
 }
 
 impl TrainState {
@@ -61,6 +69,8 @@ impl TrainState {
             latent_scale: 1.0,
             latent_bound: None,
             backend: backend.into(),
+            epoch_loss: (0.0, 0),
+            data: None,
         }
     }
 }
@@ -106,15 +116,17 @@ pub struct CheckpointParts<'a, A: Module, U: Module> {
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
+    /// Where the last complete checkpoint is read from: `checkpoint/`, or,
+    /// for a reader that meets a save between its two renames, whichever
+    /// of `checkpoint.tmp/` and `checkpoint.old/` is complete.
+    read_from: PathBuf,
 }
 
 impl RunDir {
     /// Start a new run in `root` (created if needed). Refuses a directory
     /// that already holds a checkpoint: resume it or choose another.
     pub fn create(root: &Path, cfg: &ExperimentConfig) -> Result<Self, CheckpointError> {
-        let run = Self {
-            root: root.to_path_buf(),
-        };
+        let run = Self::at(root);
         if run.checkpoint_dir().exists() || run.root.join("config.toml").exists() {
             return Err(CheckpointError::Invalid {
                 path: root.to_path_buf(),
@@ -128,50 +140,97 @@ impl RunDir {
         Ok(run)
     }
 
-    /// Open an existing run: its config and the state of its last checkpoint
-    /// (None when it has none yet).
+    fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            read_from: root.join("checkpoint"),
+        }
+    }
+
+    /// Open an existing run to read it (sample, eval, the window): its
+    /// config and the state of its last checkpoint (None when it has none
+    /// yet). Never renames anything, so it is safe while a trainer saves.
     pub fn open(
         root: &Path,
     ) -> Result<(Self, ExperimentConfig, Option<TrainState>), CheckpointError> {
-        let run = Self {
-            root: root.to_path_buf(),
-        };
-        let cfg_path = root.join("config.toml");
+        let mut run = Self::at(root);
+        let cfg = run.read_config()?;
+        let (cur, tmp, old) = run.swap_paths();
+        run.read_from = [cur, tmp, old]
+            .into_iter()
+            .find(|d| d.join("state.json").exists())
+            .unwrap_or_else(|| run.checkpoint_dir());
+        let state = run.read_state()?;
+        Ok((run, cfg, state))
+    }
+
+    /// Open a run to continue training it: finishes a save that was
+    /// interrupted between its renames first. Only the trainer calls this.
+    pub fn open_for_training(
+        root: &Path,
+    ) -> Result<(Self, ExperimentConfig, Option<TrainState>), CheckpointError> {
+        let run = Self::at(root);
+        let cfg = run.read_config()?;
+        run.recover_interrupted_swap()?;
+        let state = run.read_state()?;
+        Ok((run, cfg, state))
+    }
+
+    fn read_config(&self) -> Result<ExperimentConfig, CheckpointError> {
+        let cfg_path = self.root.join("config.toml");
         if !cfg_path.exists() {
             return Err(CheckpointError::Invalid {
-                path: root.to_path_buf(),
+                path: self.root.clone(),
                 message: "is not a latentlab run directory (no config.toml); pass the --run-dir \
                           that `latentlab train` wrote"
                     .into(),
             });
         }
-        let cfg = ExperimentConfig::from_file(&cfg_path).map_err(|e| CheckpointError::Invalid {
+        let invalid = |message: String| CheckpointError::Invalid {
             path: cfg_path.clone(),
-            message: e.to_string(),
-        })?;
-        run.recover_interrupted_swap()?;
-        let state_path = run.checkpoint_dir().join("state.json");
-        let state = if state_path.exists() {
-            let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
-            let state: TrainState =
-                serde_json::from_str(&text).map_err(|e| CheckpointError::Invalid {
-                    path: state_path.clone(),
-                    message: format!("unreadable checkpoint state ({e})"),
-                })?;
-            if state.version != STATE_VERSION {
+            message,
+        };
+        let cfg = ExperimentConfig::from_file(&cfg_path).map_err(|e| invalid(e.to_string()))?;
+        let problems = cfg.validate();
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+            return Err(invalid(format!(
+                "was edited into an invalid config:\n{}",
+                lines.join("\n")
+            )));
+        }
+        Ok(cfg)
+    }
+
+    fn read_state(&self) -> Result<Option<TrainState>, CheckpointError> {
+        let state_path = self.read_from.join("state.json");
+        if !state_path.exists() {
+            if self.read_from.exists() {
                 return Err(CheckpointError::Invalid {
-                    path: state_path,
-                    message: format!(
-                        "checkpoint format {} is not supported by this latentlab (expects {STATE_VERSION})",
-                        state.version
-                    ),
+                    path: self.read_from.clone(),
+                    message: "holds no state.json, so it is not a complete checkpoint; restore \
+                              it from a backup or start a new run"
+                        .into(),
                 });
             }
-            Some(state)
-        } else {
-            None
-        };
-        Ok((run, cfg, state))
+            return Ok(None);
+        }
+        let text = fs::read_to_string(&state_path).map_err(io_err(&state_path))?;
+        let state: TrainState =
+            serde_json::from_str(&text).map_err(|e| CheckpointError::Invalid {
+                path: state_path.clone(),
+                message: format!("unreadable checkpoint state ({e})"),
+            })?;
+        if state.version != STATE_VERSION {
+            return Err(CheckpointError::Invalid {
+                path: state_path,
+                message: format!(
+                    "checkpoint format {} is not supported by this latentlab (expects {STATE_VERSION})",
+                    state.version
+                ),
+            });
+        }
+        Ok(Some(state))
     }
 
     pub fn root(&self) -> &Path {
@@ -182,20 +241,20 @@ impl RunDir {
         self.root.join("checkpoint")
     }
 
+    /// A file of the last complete checkpoint.
     pub fn path(&self, file: &str) -> PathBuf {
-        self.checkpoint_dir().join(file)
+        self.read_from.join(file)
     }
 
-    /// A save interrupted between its two renames leaves `checkpoint.old`
-    /// and a finished `checkpoint.tmp`; finish or undo it.
+    /// A save interrupted between its renames leaves no `checkpoint/` but a
+    /// finished `checkpoint.tmp/` (preferred: it is newer) or the previous
+    /// `checkpoint.old/`; put the complete one back in place.
     fn recover_interrupted_swap(&self) -> Result<(), CheckpointError> {
         let (cur, tmp, old) = self.swap_paths();
-        if !cur.exists() && old.exists() {
-            let from = if tmp.join("state.json").exists() {
-                &tmp
-            } else {
-                &old
-            };
+        if cur.exists() {
+            return Ok(());
+        }
+        if let Some(from) = [tmp, old].iter().find(|d| d.join("state.json").exists()) {
             fs::rename(from, &cur).map_err(io_err(&cur))?;
         }
         Ok(())

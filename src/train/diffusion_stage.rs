@@ -6,7 +6,9 @@ use burn::prelude::*;
 use super::checkpoint::CheckpointParts;
 use super::events::{Event, Stage};
 use super::optim::{FusedAdam, flatten, unflatten};
-use super::trainer::{Ctx, EpochEnd, Outcome, StageLoop, TrainError, index_tensor, lr_at, mse};
+use super::trainer::{
+    Ctx, EpochEnd, Outcome, StageLoop, TrainError, ensure_finite, index_tensor, lr_at, mse,
+};
 use crate::config::SamplerKind;
 use crate::diffusion::NoiseSchedule;
 use crate::diffusion::sampler::{Capture, SampleRequest, to_vec};
@@ -172,6 +174,7 @@ fn save(
     optim: Option<&FusedAdam>,
     ema: Option<&Unet>,
 ) -> Result<(), TrainError> {
+    ensure_finite(unet, Stage::Diffusion, ctx.state.diffusion_step)?;
     let path = ctx.run.save(CheckpointParts {
         state: &ctx.state,
         autoencoder: ae,

@@ -186,16 +186,16 @@ impl FusedAdam {
         }
         let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
         let (steps, len) = (word(8), word(16) as usize);
+        if len != 0 && len != params {
+            return Err(bad(format!(
+                "holds state for {len} parameters but the model has {params}; it belongs to another configuration"
+            )));
+        }
         if bytes.len() != 24 + 8 * len {
             return Err(bad(format!(
                 "is truncated: {} bytes where {} were expected",
                 bytes.len(),
                 24 + 8 * len
-            )));
-        }
-        if len != 0 && len != params {
-            return Err(bad(format!(
-                "holds state for {len} parameters but the model has {params}; it belongs to another configuration"
             )));
         }
         let floats: Vec<f32> = bytes[24..]

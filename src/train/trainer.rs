@@ -20,8 +20,8 @@ pub enum TrainError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(
-        "the {stage} loss became {value} at step {step}; training stopped. The last good \
-         checkpoint is kept — lower the learning rate or enable grad_clip and resume"
+        "the {stage} loss (or the weights' sum) became {value} at step {step}; training stopped. \
+         The last good checkpoint is kept — lower the learning rate or enable grad_clip and resume"
     )]
     NonFinite {
         stage: &'static str,
@@ -290,6 +290,11 @@ impl LossBuffer {
         Ok(rate)
     }
 
+    /// Loss sum and count flushed so far in this epoch.
+    pub fn partial(&self) -> (f64, usize) {
+        (self.sum, self.count)
+    }
+
     /// Mean of the losses flushed since the last call (the epoch mean).
     pub fn take_mean(&mut self) -> f64 {
         let mean = if self.count == 0 {
@@ -315,6 +320,26 @@ pub fn report_progress(ctx: &Ctx, stage: Stage, plan: &Plan, done: usize, rate: 
         images_per_sec: rate,
         eta_secs: if rate > 0.0 { left / rate } else { f64::NAN },
     }));
+}
+
+/// Refuse to checkpoint weights that are no longer finite (an infinite
+/// gradient can turn them into NaN while that step's loss was still finite),
+/// so the last good checkpoint stays the last good one.
+pub fn ensure_finite<M: burn::module::Module>(
+    model: &M,
+    stage: Stage,
+    step: usize,
+) -> Result<(), TrainError> {
+    let total = crate::diffusion::sampler::to_vec(super::optim::flatten(model).sum())[0];
+    if total.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite {
+            stage: stage.name(),
+            step,
+            value: total,
+        })
+    }
 }
 
 /// Mean squared error as a one-element tensor.
@@ -348,8 +373,18 @@ pub struct StageLoop {
 
 impl StageLoop {
     pub fn new(ctx: &Ctx, stage: Stage, training: &StageTraining) -> Self {
+        let plan = Plan::new(training, ctx.data.train_len);
+        let mut losses = LossBuffer::new(stage);
+        let done = match stage {
+            Stage::Autoencoder => ctx.state.ae_step,
+            Stage::Diffusion => ctx.state.diffusion_step,
+        };
+        // Resuming mid-epoch: carry the epoch's losses so far.
+        if done % plan.steps_per_epoch != 0 {
+            (losses.sum, losses.count) = ctx.state.epoch_loss;
+        }
         Self {
-            plan: Plan::new(training, ctx.data.train_len),
+            plan,
             stage,
             seed: ctx.cfg.seed,
             items: ctx.data.train_len,
@@ -357,7 +392,7 @@ impl StageLoop {
             every_steps: ctx.cfg.checkpoint.every_steps,
             order: Vec::new(),
             order_epoch: None,
-            losses: LossBuffer::new(stage),
+            losses,
             epoch_start: std::time::Instant::now(),
         }
     }
@@ -404,12 +439,13 @@ impl StageLoop {
     /// Commands and periodic checkpoints after step `done`: returns whether
     /// to save a checkpoint now (losses are flushed first, so the log never
     /// lags the checkpoint) and whether to stop.
-    pub fn control(&mut self, ctx: &Ctx, done: usize) -> Result<(bool, bool), TrainError> {
+    pub fn control(&mut self, ctx: &mut Ctx, done: usize) -> Result<(bool, bool), TrainError> {
         let control = ctx.between_steps();
         let periodic = self.every_steps > 0 && done % self.every_steps == 0;
         let save = control != Control::Continue || periodic;
         if save {
             self.losses.flush(ctx)?;
+            ctx.state.epoch_loss = self.losses.partial();
         }
         Ok((save, control == Control::Stop))
     }

@@ -45,7 +45,7 @@ pub fn run(
             cfg.clone(),
             None,
         ),
-        Start::Resume => RunDir::open(&job.run_dir).map_err(|e| (e.into(), None))?,
+        Start::Resume => RunDir::open_for_training(&job.run_dir).map_err(|e| (e.into(), None))?,
     };
     let state = match state {
         Some(s) => {
@@ -66,6 +66,22 @@ pub fn run(
             TrainState::fresh(&job.backend_name)
         }
     };
+    let mut state = state;
+    let fingerprint = job.data.fingerprint();
+    match &state.data {
+        Some(trained_on) if *trained_on != fingerprint => {
+            return Err((
+                TrainError::Other(format!(
+                    "{} was trained on [{trained_on}] but the data found now is [{fingerprint}] \
+                     ({}); resume with the same data (pass the --data-dir it used)",
+                    job.run_dir.display(),
+                    job.data.source
+                )),
+                None,
+            ));
+        }
+        _ => state.data = Some(fingerprint),
+    }
     let resumed_at = match (&job.start, state.stage) {
         (Start::Resume, Stage::Autoencoder) => Some((Stage::Autoencoder, state.ae_step)),
         (Start::Resume, Stage::Diffusion) => Some((Stage::Diffusion, state.diffusion_step)),
