@@ -181,6 +181,22 @@ pub fn set_threads(backend: BackendKind, threads: usize) {
     }
 }
 
+/// Keep freed tensor buffers in the heap instead of returning them to the
+/// kernel. Training allocates and frees the same few-hundred-kilobyte
+/// buffers every step; with glibc's defaults each one is a fresh mmap, and
+/// page faults took ~14% of a libtorch training step here. Raising the mmap
+/// and trim thresholds made autoencoder training ~40% faster on tch (PyTorch
+/// itself gains as much from the same MALLOC_* settings). Call once at start.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation thresholds.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 /// A one-line description for logs and the UI, e.g. "flex (CPU)".
 pub fn describe(backend: BackendKind, device: &Device) -> String {
     format!("{} ({:?})", backend.name(), device)
