@@ -151,25 +151,23 @@ pub fn train(
 
 /// Fraction of the test split classified correctly.
 pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
-    let pixels = Dataset::to_f32(&data.test_images);
-    let n = data.test_len();
-    let mut correct = 0usize;
-    for start in (0..n).step_by(1000) {
-        let len = 1000.min(n - start);
-        let x = upload(
-            pixels[start * 784..(start + len) * 784].to_vec(),
-            len,
-            device,
-        );
-        let pred = model.forward(x).argmax(1).into_data().convert::<i64>();
-        let pred = pred.try_to_vec::<i64>().expect("argmax gives integers");
-        correct += pred
-            .iter()
-            .zip(&data.test_labels[start..start + len])
-            .filter(|(p, l)| **p == **l as i64)
-            .count();
-    }
-    correct as f64 / n.max(1) as f64
+    let (_, probs) = features_and_probs(model, &Dataset::to_f32(&data.test_images), device);
+    let correct = probs
+        .chunks(model::CLASSES)
+        .zip(&data.test_labels)
+        .filter(|(p, label)| top_class(p).0 == **label as usize)
+        .count();
+    correct as f64 / data.test_len().max(1) as f64
+}
+
+/// The most probable class of one probability row, and its probability.
+fn top_class(probs: &[f32]) -> (usize, f32) {
+    probs
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("ten classes")
 }
 
 pub fn save(
@@ -258,12 +256,8 @@ pub fn score(
     let n = samples.len() / 784;
     let mut counts = [0usize; 10];
     let mut confidence = 0.0;
-    for p in ps.chunks(10) {
-        let (best, &top) = p
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .expect("ten classes");
+    for p in ps.chunks(model::CLASSES) {
+        let (best, top) = top_class(p);
         counts[best] += 1;
         confidence += top as f64;
     }
