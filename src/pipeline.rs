@@ -60,15 +60,7 @@ pub fn reconstruct(
         out.latents.extend(to_vec(latents.clone()));
         out.images.extend(to_vec(ae.decode(latents)));
     }
-    for i in 0..count {
-        let range = i * PIXELS..(i + 1) * PIXELS;
-        out.metrics.push(ImageMetrics::compute(
-            &pixels[range.clone()],
-            &out.images[range],
-            SIDE,
-            SIDE,
-        ));
-    }
+    out.metrics = ImageMetrics::compute_batch(&pixels[..count * PIXELS], &out.images, SIDE, SIDE);
     out
 }
 

@@ -61,4 +61,41 @@ impl ImageMetrics {
             ),
         }
     }
+
+    /// The metrics of every pair in a batch of concatenated images, sharing
+    /// the SSIM filter buffers across the batch (`ssim_batch`).
+    pub fn compute_batch(
+        originals: &[f32],
+        reconstructed: &[f32],
+        width: usize,
+        height: usize,
+    ) -> Vec<ImageMetrics> {
+        let uniform = ssim_batch(
+            originals,
+            reconstructed,
+            width,
+            height,
+            1.0,
+            SsimKind::Uniform7,
+        );
+        let gaussian = ssim_batch(
+            originals,
+            reconstructed,
+            width,
+            height,
+            1.0,
+            SsimKind::Gaussian11,
+        );
+        let pixels = width * height;
+        originals
+            .chunks_exact(pixels)
+            .zip(reconstructed.chunks_exact(pixels))
+            .zip(uniform.into_iter().zip(gaussian))
+            .map(|((a, b), (ssim, ssim_gaussian))| ImageMetrics {
+                psnr: psnr::psnr(a, b, 1.0),
+                ssim,
+                ssim_gaussian,
+            })
+            .collect()
+    }
 }

@@ -70,6 +70,9 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
     if ctx.state.diffusion_done {
         return Ok(Outcome::Finished);
     }
+    let save_all = |ctx: &mut Ctx, unet: &Unet, optim: &FusedAdam, ema: &Option<Tensor<1>>| {
+        save(ctx, ae, unet, Some(optim), ema_module(ema, unet).as_ref())
+    };
 
     let mut stage = StageLoop::new(ctx, Stage::Diffusion, &cfg.diffusion_training);
     let mut step = ctx.state.diffusion_step;
@@ -114,26 +117,14 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
         }
         let (save_now, stop) = stage.control(ctx, step)?;
         if save_now {
-            save(
-                ctx,
-                ae,
-                &unet,
-                Some(&optim),
-                ema_module(&ema, &unet).as_ref(),
-            )?;
+            save_all(ctx, &unet, &optim, &ema)?;
         }
         if stop {
             return Ok(Outcome::Stopped);
         }
     }
     ctx.state.diffusion_done = true;
-    save(
-        ctx,
-        ae,
-        &unet,
-        Some(&optim),
-        ema_module(&ema, &unet).as_ref(),
-    )?;
+    save_all(ctx, &unet, &optim, &ema)?;
     ctx.emit(Event::StageFinished {
         stage: Stage::Diffusion,
     });
