@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod autoencoder;
+pub mod fused;
 pub mod params;
 pub mod unet;
 

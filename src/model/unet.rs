@@ -5,7 +5,9 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
+
+use super::fused::{group_norm, silu};
 
 use crate::config::UnetConfig;
 
@@ -61,9 +63,9 @@ impl ResBlock {
 
     /// `temb_act` is SiLU(time embedding), shared by every block.
     pub fn forward(&self, x: Tensor<4>, temb_act: Tensor<2>) -> Tensor<4> {
-        let h = silu(self.conv1.forward(silu(self.norm1.forward(x.clone()))));
+        let h = silu(self.conv1.forward(silu(group_norm(&self.norm1, x.clone()))));
         let t: Tensor<4> = self.time.forward(temb_act).unsqueeze_dims(&[2, 3]);
-        let h = self.conv2.forward(silu(self.norm2.forward(h + t)));
+        let h = self.conv2.forward(silu(group_norm(&self.norm2, h + t)));
         let residual = match &self.skip {
             Some(conv) => conv.forward(x),
             None => x,
@@ -98,9 +100,7 @@ impl Attention {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let n = h * w;
-        let tokens = self
-            .norm
-            .forward(x.clone())
+        let tokens = group_norm(&self.norm, x.clone())
             .reshape([b, c, n])
             .swap_dims(1, 2); // [B, N, C]
         let qkv = self

@@ -1,0 +1,100 @@
+//! The fused GroupNorm and SiLU operations give the numbers and gradients of
+//! Burn's composed ones, on every backend of the build.
+
+use burn::module::Param;
+use burn::nn::{GroupNorm, GroupNormConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation;
+use latentlab::backend::{BackendKind, available, select};
+use latentlab::model::fused;
+
+fn devices() -> Vec<Device> {
+    available()
+        .into_iter()
+        .map(|kind: BackendKind| select(kind, "cpu").unwrap().autodiff())
+        .collect()
+}
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+/// A GroupNorm whose affine parameters are not the identity.
+fn norm(groups: usize, channels: usize, device: &Device) -> GroupNorm {
+    let mut norm = GroupNormConfig::new(groups, channels).init(device);
+    let random = || Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), device);
+    norm.gamma = Some(Param::from_tensor(random()));
+    norm.beta = Some(Param::from_tensor(random()));
+    norm
+}
+
+#[test]
+fn group_norm_matches_burn_forward_and_gradients() {
+    for device in devices() {
+        for (groups, channels, side) in [(8, 16, 8), (8, 64, 2), (4, 32, 4), (1, 8, 3)] {
+            let norm = norm(groups, channels, &device);
+            let x = Tensor::<4>::random([5, channels, side, side], Distribution::Normal(0.3, 2.0), &device);
+            let weight = Tensor::<4>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
+
+            let run = |fused_path: bool| {
+                let x = x.clone().detach().require_grad();
+                let out = if fused_path {
+                    fused::group_norm(&norm, x.clone())
+                } else {
+                    norm.forward(x.clone())
+                };
+                let grads = (out.clone() * weight.clone()).sum().backward();
+                let gamma = norm.gamma.as_ref().unwrap().val().grad(&grads).unwrap();
+                let beta = norm.beta.as_ref().unwrap().val().grad(&grads).unwrap();
+                (out.inner(), x.grad(&grads).unwrap(), gamma, beta)
+            };
+            let (out_f, dx_f, dg_f, db_f) = run(true);
+            let (out_b, dx_b, dg_b, db_b) = run(false);
+            let what = format!("{device:?} groups {groups} channels {channels}");
+            assert!(max_abs_diff(out_f, out_b) < 1e-4, "forward, {what}");
+            assert!(max_abs_diff(dx_f, dx_b) < 1e-4, "x gradient, {what}");
+            assert!(max_abs_diff(dg_f, dg_b) < 1e-3, "gamma gradient, {what}");
+            assert!(max_abs_diff(db_f, db_b) < 1e-3, "beta gradient, {what}");
+        }
+    }
+}
+
+#[test]
+fn group_norm_normalises_each_group_without_autodiff() {
+    for device in devices() {
+        let device = device.inner();
+        let mut norm = GroupNormConfig::new(2, 4).init(&device);
+        norm.gamma = None;
+        norm.beta = None;
+        norm.affine = false;
+        let x = Tensor::<4>::random([3, 4, 5, 5], Distribution::Normal(4.0, 3.0), &device);
+        let out = fused::group_norm(&norm, x).reshape([3, 2, 50]);
+        let mean = out.clone().mean_dim(2).abs().max().into_scalar::<f32>();
+        let var = out.var_bias(2).sub_scalar(1.0).abs().max().into_scalar::<f32>();
+        assert!(mean < 1e-5, "{device:?}: group means should be 0, max |mean| {mean}");
+        assert!(var < 1e-3, "{device:?}: group variances should be 1, max error {var}");
+    }
+}
+
+#[test]
+fn silu_matches_burn_forward_and_gradient() {
+    for device in devices() {
+        let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 4.0), &device);
+        let weight = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused_path: bool| {
+            let x = x.clone().detach().require_grad();
+            let out = if fused_path {
+                fused::silu(x.clone())
+            } else {
+                activation::silu(x.clone())
+            };
+            let grads = (out.clone() * weight.clone()).sum().backward();
+            (out.inner(), x.grad(&grads).unwrap())
+        };
+        let (out_f, dx_f) = run(true);
+        let (out_b, dx_b) = run(false);
+        assert!(max_abs_diff(out_f, out_b) < 1e-5, "{device:?} forward");
+        assert!(max_abs_diff(dx_f, dx_b) < 1e-5, "{device:?} gradient");
+    }
+}
