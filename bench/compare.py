@@ -8,6 +8,11 @@ throughputs of each with the ratio latentlab / PyTorch.
 Each latentlab row (one per backend:device it measured) is compared with the
 twin on the same kind of device (cpu or cuda); the twin runs once per device
 kind that appears.
+
+With --rounds N both sides run N times, alternating, and each throughput is
+the median of its N runs: on a shared or frequency-scaling machine a single
+back-to-back pair varies by 10-20 % (PyTorch's autoencoder step most of all),
+and alternating spreads any drift over both sides.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -53,6 +59,22 @@ def run_json(cmd: list[str]) -> list[dict]:
     return json.loads(out.stdout)
 
 
+def merge_runs(runs: list[list[dict]], key) -> list[dict]:
+    """The rows of the last run, each metric replaced by its median over the runs."""
+    by_key = {}
+    for rows in runs:
+        for r in rows:
+            by_key.setdefault(key(r), []).append(r)
+    merged = []
+    for r in runs[-1]:
+        row = dict(r)
+        for name, _ in METRICS:
+            values = sorted(x[name] for x in by_key[key(r)] if x.get(name) is not None)
+            row[name] = statistics.median(values) if values else None
+        merged.append(row)
+    return merged
+
+
 def device_kind(label: str, cuda_ok: bool) -> str:
     """latentlab labels are 'backend:device' with device auto|cpu|cuda|cuda:N."""
     dev = label.split(":", 1)[1] if ":" in label else "cpu"
@@ -77,6 +99,7 @@ def main():
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--full", action="store_true", help="also DDPM with all 1,000 steps")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.add_argument("--rounds", type=int, default=1, help="alternate both sides N times; report each throughput's median")
     args = p.parse_args()
 
     if not os.access(args.latentlab, os.X_OK):
@@ -91,16 +114,17 @@ def main():
     if args.device:
         ll_cmd += ["--device", args.device]
     ll_cmd += ["bench", "--json"] + common
-    print(f"load average before: {load_avg()}", file=sys.stderr)
-    ll_rows = run_json(ll_cmd)
-
     import torch  # only to know whether 'auto' means cuda for the twin
 
     cuda_ok = torch.cuda.is_available()
-    twin = {}
-    for kind in sorted({device_kind(r["backend"], cuda_ok) for r in ll_rows}):
-        rows = run_json([sys.executable, os.path.join(HERE, "torch_twin.py"), "bench", "--json", "--device", kind] + common)
-        twin[kind] = {r["batch"]: r for r in rows}
+    ll_runs, twin_runs = [], {}
+    for _ in range(max(1, args.rounds)):
+        ll_runs.append(run_json(ll_cmd))
+        for kind in sorted({device_kind(r["backend"], cuda_ok) for r in ll_runs[-1]}):
+            rows = run_json([sys.executable, os.path.join(HERE, "torch_twin.py"), "bench", "--json", "--device", kind] + common)
+            twin_runs.setdefault(kind, []).append(rows)
+    ll_rows = merge_runs(ll_runs, key=lambda r: (r["backend"], r["batch"]))
+    twin = {kind: {r["batch"]: r for r in merge_runs(runs, key=lambda r: r["batch"])} for kind, runs in twin_runs.items()}
 
     out = []
     for r in ll_rows:

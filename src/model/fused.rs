@@ -55,6 +55,11 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_silu(x.into_dispatch()))
 }
 
+/// Softmax over the last dimension as one operation.
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax_last(x.into_dispatch()))
+}
+
 /// The operations the models call through `Dispatch`.
 #[backend_extension(Flex: cfg(feature = "flex"), LibTorch: cfg(feature = "tch"), Autodiff)]
 pub trait FusedOps: Backend {
@@ -67,6 +72,8 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self>;
 
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// Forward kernels that also return what the backward needs, and the
@@ -150,6 +157,18 @@ pub trait FusedKernels: Backend {
         let factor = Self::float_add_scalar(Self::float_mul(x, one_minus), Scalar::Float(1.0));
         Self::float_mul(grad, Self::float_mul(s, factor))
     }
+
+    fn softmax_last_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = x.shape().num_dims() - 1;
+        Self::softmax(x, last)
+    }
+
+    /// dx = s·(dy − Σ dy·s), the sum over the last dimension.
+    fn softmax_last_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = output.shape().num_dims() - 1;
+        let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), output.clone()), last);
+        Self::float_mul(output, Self::float_sub(grad, dot))
+    }
 }
 
 /// [N, G, C/G·H·W] for the statistics, [N, C, H·W] for the affine.
@@ -194,6 +213,10 @@ impl FusedOps for Flex {
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::silu_forward(x)
     }
+
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::softmax_last_forward(x)
+    }
 }
 
 #[cfg(feature = "tch")]
@@ -236,6 +259,24 @@ mod libtorch {
         fn silu_backward(x: TchTensor, grad: TchTensor) -> TchTensor {
             TchTensor::new(x.tensor.silu_backward(&grad.tensor))
         }
+
+        fn softmax_last_forward(x: TchTensor) -> TchTensor {
+            let kind = x.tensor.kind();
+            TchTensor::new(x.tensor.softmax(-1, kind))
+        }
+
+        fn softmax_last_backward(output: TchTensor, grad: TchTensor) -> TchTensor {
+            let kind = output.tensor.kind();
+            TchTensor::new(tch_softmax_backward(&grad.tensor, &output.tensor, kind))
+        }
+    }
+
+    fn tch_softmax_backward(
+        grad: &tch::Tensor,
+        output: &tch::Tensor,
+        kind: tch::Kind,
+    ) -> tch::Tensor {
+        tch::Tensor::internal_softmax_backward_data(grad, output, -1, kind)
     }
 
     impl FusedOps for LibTorch {
@@ -252,6 +293,10 @@ mod libtorch {
 
         fn fused_silu(x: TchTensor) -> TchTensor {
             Self::silu_forward(x)
+        }
+
+        fn fused_softmax_last(x: TchTensor) -> TchTensor {
+            Self::softmax_last_forward(x)
         }
     }
 }
@@ -298,6 +343,22 @@ impl<B: Backend + FusedKernels> Backward<B, 1> for SiluBackward {
     }
 }
 
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 1> for SoftmaxBackward {
+    /// The softmax output.
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::softmax_last_backward(ops.state, grad));
+        }
+    }
+}
+
 impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_group_norm(
         x: FloatTensor<Self>,
@@ -337,6 +398,18 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
                 prep.finish(x, out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::silu_forward(x)),
+        }
+    }
+
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let x = x.into_primitive();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let out = B::softmax_last_forward(x);
+                prep.finish(out.clone(), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last_forward(x)),
         }
     }
 }

@@ -5,9 +5,10 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 
-use super::fused::{group_norm, silu};
+use super::fused::{group_norm, silu, softmax_last};
 
 use crate::config::UnetConfig;
 
@@ -114,10 +115,14 @@ impl Attention {
                 .reshape([b, self.heads, n, self.head_dim])
         };
         let (q, k, v) = (part(0), part(1), part(2));
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let weights = softmax(q.matmul(k.swap_dims(2, 3)).mul_scalar(scale), 3);
-        let attended = weights
-            .matmul(v) // [B, heads, N, d]
+        let attended = if q.is_autodiff() {
+            let scale = 1.0 / (self.head_dim as f64).sqrt();
+            softmax_last(q.matmul(k.swap_dims(2, 3)).mul_scalar(scale)).matmul(v)
+        } else {
+            // Sampling: the backend's fused attention (libtorch: SDPA), scale 1/√d.
+            attention(q, k, v, None, None, AttentionModuleOptions::default())
+        }; // [B, heads, N, d]
+        let attended = attended
             .swap_dims(1, 2)
             .reshape([b, n, self.heads * self.head_dim]);
         let out = self
