@@ -139,3 +139,50 @@ fn unet_sampling_path_matches_training_path() {
         assert!(diff < 1e-4 * scale.max(1.0), "{device:?}: paths differ by {diff}");
     }
 }
+
+#[test]
+fn relu_matches_burn_forward_and_gradient() {
+    for device in devices() {
+        let x = Tensor::<4>::random([3, 4, 5, 6], Distribution::Normal(0.0, 1.0), &device);
+        let weight = Tensor::<4>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused_path: bool| {
+            let x = x.clone().detach().require_grad();
+            let out = if fused_path {
+                fused::relu(x.clone())
+            } else {
+                activation::relu(x.clone())
+            };
+            let grads = (out.clone() * weight.clone()).sum().backward();
+            (out.inner(), x.grad(&grads).unwrap())
+        };
+        let (out_f, dx_f) = run(true);
+        let (out_b, dx_b) = run(false);
+        assert_eq!(max_abs_diff(out_f, out_b), 0.0, "{device:?} forward");
+        assert_eq!(max_abs_diff(dx_f, dx_b), 0.0, "{device:?} gradient");
+    }
+}
+
+#[test]
+fn mse_matches_the_formula_and_both_gradients() {
+    for device in devices() {
+        let a = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device);
+        let b = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.5, 1.0), &device);
+        let run = |fused_path: bool| {
+            let (a, b) = (a.clone().detach().require_grad(), b.clone().detach().require_grad());
+            let loss = if fused_path {
+                fused::mse_loss(a.clone(), b.clone())
+            } else {
+                (a.clone() - b.clone()).powi_scalar(2).mean()
+            };
+            // A scale on the loss checks the incoming gradient is applied.
+            let grads = (loss.clone() * 3.0).backward();
+            (loss.inner(), a.grad(&grads).unwrap(), b.grad(&grads).unwrap())
+        };
+        let (loss_f, da_f, db_f) = run(true);
+        let (loss_b, da_b, db_b) = run(false);
+        assert_eq!(loss_f.dims(), [1]);
+        assert!(max_abs_diff(loss_f, loss_b) < 1e-6, "{device:?} loss");
+        assert!(max_abs_diff(da_f, da_b) < 1e-6, "{device:?} prediction gradient");
+        assert!(max_abs_diff(db_f, db_b) < 1e-6, "{device:?} target gradient");
+    }
+}

@@ -4,7 +4,9 @@
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
+
+use super::fused::relu;
 
 /// Global average pool → 1×1 conv (c → c/r) → ReLU → 1×1 conv (c/r → c) →
 /// sigmoid, then scale each input channel by its weight.
@@ -28,7 +30,8 @@ impl ChannelAttention {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let pooled = x.clone().mean_dim(3).mean_dim(2); // [B, C, 1, 1]
+        let [b, c, h, w] = x.dims();
+        let pooled = x.clone().reshape([b, c, h * w]).mean_dim(2).reshape([b, c, 1, 1]);
         let weights = sigmoid(self.excite.forward(relu(self.squeeze.forward(pooled))));
         x * weights
     }

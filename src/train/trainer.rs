@@ -344,7 +344,7 @@ pub fn ensure_finite<M: burn::module::Module>(
 
 /// Mean squared error as a one-element tensor.
 pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
-    (a - b).powi_scalar(2).mean()
+    crate::model::fused::mse_loss(a, b)
 }
 
 /// What `StageLoop::finish_step` reports when a step closes an epoch.

@@ -12,12 +12,9 @@
 // burn-tch is deprecated upstream; it is still our libtorch (CPU and CUDA) path.
 #![allow(deprecated)]
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, Scalar, TensorMetadata, backend_extension};
+use burn::backend::ops::ActivationOps;
+use burn::backend::{Backend, Dispatch, Scalar, TensorMetadata, backend_extension};
 use burn::nn::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::Shape;
@@ -55,6 +52,19 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_silu(x.into_dispatch()))
 }
 
+/// `max(x, 0)`; its backward is one masked pass.
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_relu(x.into_dispatch()))
+}
+
+/// Mean squared error over all elements, shape [1], as one operation.
+pub fn mse_loss<const D: usize>(prediction: Tensor<D>, target: Tensor<D>) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_mse(
+        prediction.into_dispatch(),
+        target.into_dispatch(),
+    ))
+}
+
 /// Softmax over the last dimension as one operation.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax_last(x.into_dispatch()))
@@ -74,6 +84,10 @@ pub trait FusedOps: Backend {
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// Forward kernels that also return what the backward needs, and the
@@ -169,6 +183,30 @@ pub trait FusedKernels: Backend {
         let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), output.clone()), last);
         Self::float_mul(output, Self::float_sub(grad, dot))
     }
+
+    /// The gradient where the ReLU output is positive, zero elsewhere.
+    fn relu_grad(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::relu_backward(output, grad)
+    }
+
+    fn mse_forward(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self> {
+        let diff = Self::float_sub(prediction, target);
+        Self::float_mean(Self::float_mul(diff.clone(), diff))
+    }
+
+    /// d/dprediction = 2·(prediction − target)/n · grad; the target's is its negative.
+    fn mse_backward(
+        prediction: FloatTensor<Self>,
+        target: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let shape = prediction.shape();
+        let n = shape.num_elements() as f64;
+        // The loss gradient has shape [1]; give it the prediction's rank to broadcast.
+        let grad = Self::float_reshape(grad, Shape::from(vec![1; shape.num_dims()]));
+        let diff = Self::float_sub(prediction, target);
+        Self::float_mul(Self::float_mul_scalar(diff, Scalar::Float(2.0 / n)), grad)
+    }
 }
 
 /// [N, G, C/G·H·W] for the statistics, [N, C, H·W] for the affine.
@@ -217,199 +255,16 @@ impl FusedOps for Flex {
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::softmax_last_forward(x)
     }
+
+    fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::relu(x)
+    }
+
+    fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::mse_forward(prediction, target)
+    }
 }
 
 #[cfg(feature = "tch")]
-mod libtorch {
-    use super::*;
-    use burn::backend::libtorch::TchTensor;
-
-    impl FusedKernels for LibTorch {
-        fn group_norm_forward(
-            x: TchTensor,
-            gamma: TchTensor,
-            beta: TchTensor,
-            groups: usize,
-            epsilon: f64,
-        ) -> [TchTensor; 3] {
-            let size = x.tensor.size();
-            let (n, c) = (size[0], size[1]);
-            let spatial: i64 = size[2..].iter().product();
-            let (out, mean, rstd) = x.tensor.contiguous().native_group_norm(
-                Some(&gamma.tensor),
-                Some(&beta.tensor),
-                n,
-                c,
-                spatial,
-                groups as i64,
-                epsilon,
-            );
-            let stats = [n, groups as i64, 1];
-            [
-                TchTensor::new(out),
-                TchTensor::new(mean.reshape(stats)),
-                TchTensor::new(rstd.reshape(stats)),
-            ]
-        }
-
-        fn silu_forward(x: TchTensor) -> TchTensor {
-            TchTensor::new(x.tensor.silu())
-        }
-
-        fn silu_backward(x: TchTensor, grad: TchTensor) -> TchTensor {
-            TchTensor::new(x.tensor.silu_backward(&grad.tensor))
-        }
-
-        fn softmax_last_forward(x: TchTensor) -> TchTensor {
-            let kind = x.tensor.kind();
-            TchTensor::new(x.tensor.softmax(-1, kind))
-        }
-
-        fn softmax_last_backward(output: TchTensor, grad: TchTensor) -> TchTensor {
-            let kind = output.tensor.kind();
-            TchTensor::new(tch_softmax_backward(&grad.tensor, &output.tensor, kind))
-        }
-    }
-
-    fn tch_softmax_backward(
-        grad: &tch::Tensor,
-        output: &tch::Tensor,
-        kind: tch::Kind,
-    ) -> tch::Tensor {
-        tch::Tensor::internal_softmax_backward_data(grad, output, -1, kind)
-    }
-
-    impl FusedOps for LibTorch {
-        fn fused_group_norm(
-            x: TchTensor,
-            gamma: TchTensor,
-            beta: TchTensor,
-            groups: usize,
-            epsilon: f64,
-        ) -> TchTensor {
-            let [out, _, _] = Self::group_norm_forward(x, gamma, beta, groups, epsilon);
-            out
-        }
-
-        fn fused_silu(x: TchTensor) -> TchTensor {
-            Self::silu_forward(x)
-        }
-
-        fn fused_softmax_last(x: TchTensor) -> TchTensor {
-            Self::softmax_last_forward(x)
-        }
-    }
-}
-
-#[derive(Debug)]
-struct GroupNormBackward;
-
-impl<B: Backend + FusedKernels> Backward<B, 3> for GroupNormBackward {
-    /// x, gamma, mean, rstd, groups.
-    type State = (
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        usize,
-    );
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_gamma, node_beta] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (x, gamma, mean, rstd, groups) = ops.state;
-        let [grad_x, grad_gamma, grad_beta] =
-            B::group_norm_backward(x, gamma, mean, rstd, groups, grad);
-        for (node, value) in [(node_x, grad_x), (node_gamma, grad_gamma), (node_beta, grad_beta)] {
-            if let Some(node) = node {
-                grads.register::<B>(node.id, value);
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-struct SiluBackward;
-
-impl<B: Backend + FusedKernels> Backward<B, 1> for SiluBackward {
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::silu_backward(ops.state, grad));
-        }
-    }
-}
-
-#[derive(Debug)]
-struct SoftmaxBackward;
-
-impl<B: Backend + FusedKernels> Backward<B, 1> for SoftmaxBackward {
-    /// The softmax output.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::softmax_last_backward(ops.state, grad));
-        }
-    }
-}
-
-impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
-    fn fused_group_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        groups: usize,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        let prep = GroupNormBackward
-            .prepare::<C>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful();
-        let (x, gamma, beta) = (
-            x.into_primitive(),
-            gamma.into_primitive(),
-            beta.into_primitive(),
-        );
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let [out, mean, rstd] =
-                    B::group_norm_forward(x.clone(), gamma.clone(), beta, groups, epsilon);
-                prep.finish((x, gamma, mean, rstd, groups), out)
-            }
-            OpsKind::UnTracked(prep) => {
-                let [out, _, _] = B::group_norm_forward(x, gamma, beta, groups, epsilon);
-                prep.finish(out)
-            }
-        }
-    }
-
-    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = SiluBackward.prepare::<C>([x.node()]).compute_bound().stateful();
-        let x = x.into_primitive();
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let out = B::silu_forward(x.clone());
-                prep.finish(x, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::silu_forward(x)),
-        }
-    }
-
-    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful();
-        let x = x.into_primitive();
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let out = B::softmax_last_forward(x);
-                prep.finish(out.clone(), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last_forward(x)),
-        }
-    }
-}
+mod libtorch;
+mod autodiff;

@@ -1,0 +1,189 @@
+//! The autodiff side of the fused operations: each records one node whose
+//! backward calls the inner backend's kernel.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::ops::ActivationOps;
+use burn::backend::{Autodiff, Backend};
+
+use super::{FusedKernels, FusedOps};
+
+#[derive(Debug)]
+struct GroupNormBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 3> for GroupNormBackward {
+    /// x, gamma, mean, rstd, groups.
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        usize,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x, gamma, mean, rstd, groups) = ops.state;
+        let [grad_x, grad_gamma, grad_beta] =
+            B::group_norm_backward(x, gamma, mean, rstd, groups, grad);
+        for (node, value) in [(node_x, grad_x), (node_gamma, grad_gamma), (node_beta, grad_beta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, value);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SiluBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 1> for SiluBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::silu_backward(ops.state, grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 1> for SoftmaxBackward {
+    /// The softmax output.
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::softmax_last_backward(ops.state, grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ReluBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 1> for ReluBackward {
+    /// The ReLU output.
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::relu_grad(ops.state, grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct MseBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 2> for MseBackward {
+    /// Prediction and target.
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_prediction, node_target] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (prediction, target) = ops.state;
+        let grad_prediction = B::mse_backward(prediction, target, grad);
+        if let Some(node) = node_target {
+            grads.register::<B>(node.id, B::float_neg(grad_prediction.clone()));
+        }
+        if let Some(node) = node_prediction {
+            grads.register::<B>(node.id, grad_prediction);
+        }
+    }
+}
+
+impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_group_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let prep = GroupNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let [out, mean, rstd] =
+                    B::group_norm_forward(x.clone(), gamma.clone(), beta, groups, epsilon);
+                prep.finish((x, gamma, mean, rstd, groups), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                let [out, _, _] = B::group_norm_forward(x, gamma, beta, groups, epsilon);
+                prep.finish(out)
+            }
+        }
+    }
+
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = SiluBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let x = x.into_primitive();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let out = B::silu_forward(x.clone());
+                prep.finish(x, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::silu_forward(x)),
+        }
+    }
+
+    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let x = x.into_primitive();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let out = B::softmax_last_forward(x);
+                prep.finish(out.clone(), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last_forward(x)),
+        }
+    }
+
+    fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = ReluBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let x = x.into_primitive();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let out = <B as ActivationOps<B>>::relu(x);
+                prep.finish(out.clone(), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<B as ActivationOps<B>>::relu(x)),
+        }
+    }
+
+    fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = MseBackward
+            .prepare::<C>([prediction.node(), target.node()])
+            .compute_bound()
+            .stateful();
+        let (prediction, target) = (prediction.into_primitive(), target.into_primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let loss = B::mse_forward(prediction.clone(), target.clone());
+                prep.finish((prediction, target), loss)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::mse_forward(prediction, target)),
+        }
+    }
+}

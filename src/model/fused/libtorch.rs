@@ -1,0 +1,104 @@
+//! libtorch's native kernels for the fused operations.
+
+use super::*;
+use burn::backend::libtorch::TchTensor;
+
+impl FusedKernels for LibTorch {
+    fn group_norm_forward(
+        x: TchTensor,
+        gamma: TchTensor,
+        beta: TchTensor,
+        groups: usize,
+        epsilon: f64,
+    ) -> [TchTensor; 3] {
+        let size = x.tensor.size();
+        let (n, c) = (size[0], size[1]);
+        let spatial: i64 = size[2..].iter().product();
+        let (out, mean, rstd) = x.tensor.contiguous().native_group_norm(
+            Some(&gamma.tensor),
+            Some(&beta.tensor),
+            n,
+            c,
+            spatial,
+            groups as i64,
+            epsilon,
+        );
+        let stats = [n, groups as i64, 1];
+        [
+            TchTensor::new(out),
+            TchTensor::new(mean.reshape(stats)),
+            TchTensor::new(rstd.reshape(stats)),
+        ]
+    }
+
+    fn silu_forward(x: TchTensor) -> TchTensor {
+        TchTensor::new(x.tensor.silu())
+    }
+
+    fn silu_backward(x: TchTensor, grad: TchTensor) -> TchTensor {
+        TchTensor::new(x.tensor.silu_backward(&grad.tensor))
+    }
+
+    fn softmax_last_forward(x: TchTensor) -> TchTensor {
+        let kind = x.tensor.kind();
+        TchTensor::new(x.tensor.softmax(-1, kind))
+    }
+
+    fn relu_grad(output: TchTensor, grad: TchTensor) -> TchTensor {
+        TchTensor::new(output.tensor.threshold_backward(&grad.tensor, 0.0))
+    }
+
+    fn mse_forward(prediction: TchTensor, target: TchTensor) -> TchTensor {
+        let loss = prediction.tensor.mse_loss(&target.tensor, tch::Reduction::Mean);
+        TchTensor::new(loss.reshape([1]))
+    }
+
+    fn mse_backward(prediction: TchTensor, target: TchTensor, grad: TchTensor) -> TchTensor {
+        let grad = prediction
+            .tensor
+            .mse_loss_backward(&grad.tensor, &target.tensor, tch::Reduction::Mean);
+        TchTensor::new(grad)
+    }
+
+    fn softmax_last_backward(output: TchTensor, grad: TchTensor) -> TchTensor {
+        let kind = output.tensor.kind();
+        TchTensor::new(tch_softmax_backward(&grad.tensor, &output.tensor, kind))
+    }
+}
+
+fn tch_softmax_backward(
+    grad: &tch::Tensor,
+    output: &tch::Tensor,
+    kind: tch::Kind,
+) -> tch::Tensor {
+    tch::Tensor::internal_softmax_backward_data(grad, output, -1, kind)
+}
+
+impl FusedOps for LibTorch {
+    fn fused_group_norm(
+        x: TchTensor,
+        gamma: TchTensor,
+        beta: TchTensor,
+        groups: usize,
+        epsilon: f64,
+    ) -> TchTensor {
+        let [out, _, _] = Self::group_norm_forward(x, gamma, beta, groups, epsilon);
+        out
+    }
+
+    fn fused_silu(x: TchTensor) -> TchTensor {
+        Self::silu_forward(x)
+    }
+
+    fn fused_softmax_last(x: TchTensor) -> TchTensor {
+        Self::softmax_last_forward(x)
+    }
+
+    fn fused_relu(x: TchTensor) -> TchTensor {
+        <Self as ActivationOps<Self>>::relu(x)
+    }
+
+    fn fused_mse(prediction: TchTensor, target: TchTensor) -> TchTensor {
+        Self::mse_forward(prediction, target)
+    }
+}
