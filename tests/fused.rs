@@ -186,3 +186,63 @@ fn mse_matches_the_formula_and_both_gradients() {
         assert!(max_abs_diff(db_f, db_b) < 1e-6, "{device:?} target gradient");
     }
 }
+
+/// Every convolution shape the models use, plain and transposed, with and
+/// without bias: the fused operation gives Burn's output and gradients.
+#[test]
+fn convolutions_match_burn_forward_and_gradients() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    for device in devices() {
+        let check = |what: &str, x: Tensor<4>, fused_fwd: &dyn Fn(Tensor<4>) -> Tensor<4>, burn_fwd: &dyn Fn(Tensor<4>) -> Tensor<4>, params: &dyn Fn(&burn::tensor::Gradients) -> Vec<Tensor<1>>| {
+            let out_dims = burn_fwd(x.clone()).dims();
+            let weight = Tensor::<4>::random(out_dims, Distribution::Default, &x.device());
+            let run = |fused_path: bool| {
+                let x = x.clone().detach().require_grad();
+                let out = if fused_path { fused_fwd(x.clone()) } else { burn_fwd(x.clone()) };
+                let grads = (out.clone() * weight.clone()).sum().backward();
+                (out.inner(), x.grad(&grads).unwrap(), params(&grads))
+            };
+            let (out_f, dx_f, p_f) = run(true);
+            let (out_b, dx_b, p_b) = run(false);
+            let what = format!("{device:?} {what}");
+            assert!(max_abs_diff(out_f, out_b) < 1e-4, "forward, {what}");
+            assert!(max_abs_diff(dx_f, dx_b) < 1e-4, "x gradient, {what}");
+            assert_eq!(p_f.len(), p_b.len());
+            for (i, (a, b)) in p_f.into_iter().zip(p_b).enumerate() {
+                assert!(max_abs_diff(a, b) < 1e-3, "parameter {i} gradient, {what}");
+            }
+        };
+        for (cin, cout, stride, bias, side) in [(1, 16, 1, true, 8), (16, 32, 2, true, 8), (8, 8, 1, false, 7), (16, 4, 1, true, 1)] {
+            let k = if side == 1 { 1 } else { 3 };
+            let conv = Conv2dConfig::new([cin, cout], [k, k])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+                .with_bias(bias)
+                .init(&device);
+            let x = Tensor::<4>::random([3, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
+            let params = |g: &burn::tensor::Gradients| {
+                let mut v = vec![conv.weight.val().grad(g).unwrap().flatten::<1>(0, 3)];
+                if let Some(b) = &conv.bias {
+                    v.push(b.val().grad(g).unwrap());
+                }
+                v
+            };
+            check(&format!("conv {cin}->{cout} s{stride} bias {bias}"), x, &|x| fused::conv2d(&conv, x), &|x| conv.forward(x), &params);
+        }
+        for (cin, cout, k, stride, pad) in [(32, 16, 4, 2, 1), (48, 16, 3, 1, 1), (16, 1, 4, 2, 1)] {
+            let conv = ConvTranspose2dConfig::new([cin, cout], [k, k])
+                .with_stride([stride, stride])
+                .with_padding([pad, pad])
+                .init(&device);
+            let x = Tensor::<4>::random([2, cin, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+            let params = |g: &burn::tensor::Gradients| {
+                vec![
+                    conv.weight.val().grad(g).unwrap().flatten::<1>(0, 3),
+                    conv.bias.as_ref().unwrap().val().grad(g).unwrap(),
+                ]
+            };
+            check(&format!("transposed {cin}->{cout} k{k} s{stride}"), x, &|x| fused::conv_transpose2d(&conv, x), &|x| conv.forward(x), &params);
+        }
+    }
+}

@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use super::fused::relu;
+use super::fused::{conv2d, relu};
 
 /// Global average pool → 1×1 conv (c → c/r) → ReLU → 1×1 conv (c/r → c) →
 /// sigmoid, then scale each input channel by its weight.
@@ -32,7 +32,7 @@ impl ChannelAttention {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let pooled = x.clone().reshape([b, c, h * w]).mean_dim(2).reshape([b, c, 1, 1]);
-        let weights = sigmoid(self.excite.forward(relu(self.squeeze.forward(pooled))));
+        let weights = sigmoid(conv2d(&self.excite, relu(conv2d(&self.squeeze, pooled))));
         x * weights
     }
 }
@@ -61,7 +61,7 @@ impl Cab {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv2.forward(relu(self.conv1.forward(x.clone())));
+        let h = conv2d(&self.conv2, relu(conv2d(&self.conv1, x.clone())));
         self.attention.forward(h) + x
     }
 }

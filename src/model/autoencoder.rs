@@ -10,7 +10,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use super::fused::relu;
+use super::fused::{conv_transpose2d, conv2d, relu};
 
 use super::attention::Cab;
 use crate::config::AutoencoderConfig;
@@ -105,7 +105,7 @@ impl Autoencoder {
     pub fn encode(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for level in &self.encoder {
-            x = level.conv.forward(x);
+            x = conv2d(&level.conv, x);
             for cab in &level.cabs {
                 x = cab.forward(x);
             }
@@ -125,7 +125,7 @@ impl Autoencoder {
         ]);
         let last = self.decoder.len() - 1;
         for (i, level) in self.decoder.iter().enumerate() {
-            x = level.up.forward(x);
+            x = conv_transpose2d(&level.up, x);
             for cab in &level.cabs {
                 x = cab.forward(x);
             }

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use super::fused::{group_norm, silu, softmax_last};
+use super::fused::{conv_transpose2d, conv2d, group_norm, silu, softmax_last};
 
 use crate::config::UnetConfig;
 
@@ -64,11 +64,11 @@ impl ResBlock {
 
     /// `temb_act` is SiLU(time embedding), shared by every block.
     pub fn forward(&self, x: Tensor<4>, temb_act: Tensor<2>) -> Tensor<4> {
-        let h = silu(self.conv1.forward(silu(group_norm(&self.norm1, x.clone()))));
+        let h = silu(conv2d(&self.conv1, silu(group_norm(&self.norm1, x.clone()))));
         let t: Tensor<4> = self.time.forward(temb_act).unsqueeze_dims(&[2, 3]);
-        let h = self.conv2.forward(silu(group_norm(&self.norm2, h + t)));
+        let h = conv2d(&self.conv2, silu(group_norm(&self.norm2, h + t)));
         let residual = match &self.skip {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(conv, x),
             None => x,
         };
         h + residual
@@ -145,10 +145,10 @@ pub struct Level {
 impl Level {
     fn run(&self, mut x: Tensor<4>, temb: &Tensor<2>) -> Tensor<4> {
         if let Some(conv) = &self.entry {
-            x = conv.forward(x);
+            x = conv2d(conv, x);
         }
         if let Some(up) = &self.up {
-            x = up.forward(x);
+            x = conv_transpose2d(up, x);
         }
         for block in &self.blocks {
             x = block.forward(x, temb.clone());
@@ -261,6 +261,6 @@ impl Unet {
             let skip = skips.pop().expect("one skip per level");
             x = level.run(Tensor::cat(vec![x, skip], 1), &temb_act);
         }
-        self.out.forward(x)
+        conv2d(&self.out, x)
     }
 }

@@ -9,7 +9,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::ops::ActivationOps;
 use burn::backend::{Autodiff, Backend};
 
-use super::{FusedKernels, FusedOps};
+use super::{ConvSpec, FusedKernels, FusedOps};
 
 #[derive(Debug)]
 struct GroupNormBackward;
@@ -106,6 +106,26 @@ impl<B: Backend + FusedKernels> Backward<B, 2> for MseBackward {
     }
 }
 
+#[derive(Debug)]
+struct ConvBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 3> for ConvBackward {
+    /// What the backend's forward saved, and the convolution.
+    type State = (Vec<FloatTensor<B>>, ConvSpec);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (saved, spec) = ops.state;
+        let wanted = ops.parents.each_ref().map(Option::is_some);
+        let computed = B::conv_backward_saved(saved, spec, wanted, grad);
+        for (node, value) in ops.parents.into_iter().zip(computed) {
+            if let (Some(node), Some(value)) = (node, value) {
+                grads.register::<B>(node.id, value);
+            }
+        }
+    }
+}
+
 impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_group_norm(
         x: FloatTensor<Self>,
@@ -184,6 +204,28 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
                 prep.finish((prediction, target), loss)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::mse_forward(prediction, target)),
+        }
+    }
+
+    fn fused_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let prep = ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (out, saved) = B::conv_forward_saved(x, weight, bias, spec);
+                prep.finish((saved, spec), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(super::conv::forward::<B>(x, weight, bias, spec))
+            }
         }
     }
 }

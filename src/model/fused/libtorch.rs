@@ -60,6 +60,56 @@ impl FusedKernels for LibTorch {
         TchTensor::new(grad)
     }
 
+    /// Records libtorch's own autograd node: leaves that share the inputs'
+    /// memory, the output with its graph. Saved as [graph output, x, weight,
+    /// bias leaves, then Burn's x, weight, bias]: holding Burn's handles keeps
+    /// Burn from reusing those buffers in place while the graph needs them.
+    fn conv_forward_saved(
+        x: TchTensor,
+        weight: TchTensor,
+        bias: TchTensor,
+        spec: ConvSpec,
+    ) -> (TchTensor, Vec<TchTensor>) {
+        let leaf = |t: &TchTensor| t.tensor.detach().set_requires_grad(true);
+        let (xl, wl, bl) = (leaf(&x), leaf(&weight), leaf(&bias));
+        let graph = tch::with_grad(|| tch_conv(&xl, &wl, &bl, spec));
+        let out = TchTensor::new(graph.detach());
+        let saved = vec![
+            TchTensor::new(graph),
+            TchTensor::new(xl),
+            TchTensor::new(wl),
+            TchTensor::new(bl),
+            x,
+            weight,
+            bias,
+        ];
+        (out, saved)
+    }
+
+    /// libtorch's convolution backward through the recorded node: the
+    /// gradient of Σ(output·grad) with respect to the wanted leaves.
+    fn conv_backward_saved(
+        saved: Vec<TchTensor>,
+        _spec: ConvSpec,
+        wanted: [bool; 3],
+        grad: TchTensor,
+    ) -> [Option<TchTensor>; 3] {
+        let graph = &saved[0].tensor;
+        let leaves: Vec<&tch::Tensor> = (0..3)
+            .filter(|&i| wanted[i])
+            .map(|i| &saved[1 + i].tensor)
+            .collect();
+        if leaves.is_empty() {
+            return [None, None, None];
+        }
+        let grads = tch::with_grad(|| {
+            let objective = (graph * &grad.tensor).sum(graph.kind());
+            tch::Tensor::run_backward(&[objective], &leaves, false, false)
+        });
+        let mut grads = grads.into_iter();
+        wanted.map(|w| w.then(|| TchTensor::new(grads.next().expect("one gradient per leaf"))))
+    }
+
     fn softmax_last_backward(output: TchTensor, grad: TchTensor) -> TchTensor {
         let kind = output.tensor.kind();
         TchTensor::new(tch_softmax_backward(&grad.tensor, &output.tensor, kind))
@@ -101,4 +151,23 @@ impl FusedOps for LibTorch {
     fn fused_mse(prediction: TchTensor, target: TchTensor) -> TchTensor {
         Self::mse_forward(prediction, target)
     }
+
+    fn fused_conv(x: TchTensor, weight: TchTensor, bias: TchTensor, spec: ConvSpec) -> TchTensor {
+        conv::forward::<Self>(x, weight, bias, spec)
+    }
+}
+
+/// libtorch convolution on `x`, `weight`, `bias` as given.
+fn tch_conv(x: &tch::Tensor, weight: &tch::Tensor, bias: &tch::Tensor, spec: ConvSpec) -> tch::Tensor {
+    let pair = |v: [usize; 2]| [v[0] as i64, v[1] as i64];
+    x.convolution(
+        weight,
+        Some(bias),
+        pair(spec.stride),
+        pair(spec.padding),
+        pair(spec.dilation),
+        spec.transposed,
+        pair(spec.padding_out),
+        spec.groups as i64,
+    )
 }

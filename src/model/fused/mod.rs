@@ -88,6 +88,13 @@ pub trait FusedOps: Backend {
     fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    fn fused_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self>;
 }
 
 /// Forward kernels that also return what the backward needs, and the
@@ -207,6 +214,30 @@ pub trait FusedKernels: Backend {
         let diff = Self::float_sub(prediction, target);
         Self::float_mul(Self::float_mul_scalar(diff, Scalar::Float(2.0 / n)), grad)
     }
+
+    /// The convolution, and the tensors its backward will need.
+    fn conv_forward_saved(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> (FloatTensor<Self>, Vec<FloatTensor<Self>>) {
+        let out = conv::forward::<Self>(x.clone(), weight.clone(), bias.clone(), spec);
+        (out, vec![x, weight, bias])
+    }
+
+    /// Gradients for x, weight and bias where `wanted`, from what the forward saved.
+    fn conv_backward_saved(
+        saved: Vec<FloatTensor<Self>>,
+        spec: ConvSpec,
+        wanted: [bool; 3],
+        grad: FloatTensor<Self>,
+    ) -> [Option<FloatTensor<Self>>; 3] {
+        let saved: [FloatTensor<Self>; 3] = saved
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("conv_forward_saved keeps x, weight and bias"));
+        conv::backward::<Self>(saved, spec, wanted, grad)
+    }
 }
 
 /// [N, G, C/G·H·W] for the statistics, [N, C, H·W] for the affine.
@@ -263,8 +294,20 @@ impl FusedOps for Flex {
     fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::mse_forward(prediction, target)
     }
+
+    fn fused_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        conv::forward::<Self>(x, weight, bias, spec)
+    }
 }
 
+mod autodiff;
+pub mod conv;
 #[cfg(feature = "tch")]
 mod libtorch;
-mod autodiff;
+
+pub use conv::{ConvSpec, conv_transpose2d, conv2d};
