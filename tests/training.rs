@@ -270,6 +270,33 @@ fn a_run_directory_is_not_overwritten_and_resume_needs_a_run() {
     assert!(err.contains("no config.toml"), "{err}");
 }
 
+/// Two trainers on one run directory would interleave their checkpoints:
+/// the second is refused while the first holds the run, and readers are not.
+#[test]
+fn a_run_being_trained_cannot_be_trained_twice() {
+    use latentlab::train::checkpoint::RunDir;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let cfg = common::tiny_config();
+    let first = RunDir::create(&run, &cfg).unwrap();
+    for second in [
+        RunDir::open_for_training(&run).map(|_| ()),
+        RunDir::create(&run, &cfg).map(|_| ()),
+    ] {
+        let err = second.unwrap_err().to_string();
+        assert!(
+            err.contains("another latentlab process is training this run")
+                || err.contains("already holds a run"),
+            "{err}"
+        );
+    }
+    let err = RunDir::open_for_training(&run).unwrap_err().to_string();
+    assert!(err.contains("train.lock"), "{err}");
+    RunDir::open(&run).expect("a reader does not need the lock");
+    drop(first);
+    RunDir::open_for_training(&run).expect("the lock goes with the first trainer");
+}
+
 #[test]
 fn damaged_or_mismatched_checkpoints_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

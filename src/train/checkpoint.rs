@@ -16,9 +16,10 @@
 //! the optimizer's moments; the `.safetensors` files carry PyTorch-style names and layouts
 //! for use outside latentlab.
 
-use std::fs;
+use std::fs::{self, File, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::module::Module;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
@@ -120,22 +121,56 @@ pub struct RunDir {
     /// for a reader that meets a save between its two renames, whichever
     /// of `checkpoint.tmp/` and `checkpoint.old/` is complete.
     read_from: PathBuf,
+    /// A trainer's exclusive lock on `train.lock`; None for readers.
+    _lock: Option<Arc<File>>,
+}
+
+/// Lock `root/train.lock` so that two trainers never write one run. The
+/// lock belongs to the open file, so the OS releases it when the process
+/// ends, however it ends: a crash leaves no stale lock behind.
+fn lock_for_training(root: &Path) -> Result<Arc<File>, CheckpointError> {
+    let path = root.join("train.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Arc::new(file)),
+        Err(TryLockError::WouldBlock) => Err(CheckpointError::Invalid {
+            path: root.to_path_buf(),
+            message: "another latentlab process is training this run (it holds train.lock); \
+                      wait for it to finish or stop it, or pass another --run-dir"
+                .into(),
+        }),
+        Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    }
+}
+
+fn already_a_run(root: &Path) -> CheckpointError {
+    CheckpointError::Invalid {
+        path: root.to_path_buf(),
+        message: "already holds a run; continue it with `latentlab train --resume DIR` \
+                  or pass another --run-dir"
+            .into(),
+    }
 }
 
 impl RunDir {
     /// Start a new run in `root` (created if needed). Refuses a directory
     /// that already holds a checkpoint: resume it or choose another.
     pub fn create(root: &Path, cfg: &ExperimentConfig) -> Result<Self, CheckpointError> {
-        let run = Self::at(root);
+        let mut run = Self::at(root);
         if run.checkpoint_dir().exists() || run.root.join("config.toml").exists() {
-            return Err(CheckpointError::Invalid {
-                path: root.to_path_buf(),
-                message: "already holds a run; continue it with `latentlab train --resume DIR` \
-                          or pass another --run-dir"
-                    .into(),
-            });
+            return Err(already_a_run(root));
         }
         fs::create_dir_all(root).map_err(io_err(root))?;
+        run._lock = Some(lock_for_training(root)?);
+        // Checked again under the lock: another trainer may have started here meanwhile.
+        if run.root.join("config.toml").exists() {
+            return Err(already_a_run(root));
+        }
         write_atomic(&run.root.join("config.toml"), cfg.to_toml().as_bytes())?;
         Ok(run)
     }
@@ -144,6 +179,7 @@ impl RunDir {
         Self {
             root: root.to_path_buf(),
             read_from: root.join("checkpoint"),
+            _lock: None,
         }
     }
 
@@ -169,8 +205,9 @@ impl RunDir {
     pub fn open_for_training(
         root: &Path,
     ) -> Result<(Self, ExperimentConfig, Option<TrainState>), CheckpointError> {
-        let run = Self::at(root);
+        let mut run = Self::at(root);
         let cfg = run.read_config()?;
+        run._lock = Some(lock_for_training(root)?);
         run.recover_interrupted_swap()?;
         let state = run.read_state()?;
         Ok((run, cfg, state))

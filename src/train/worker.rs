@@ -162,6 +162,8 @@ impl Worker {
             .name("latentlab-train".into())
             .spawn(move || {
                 let tx = ev_tx.clone();
+                // After a panic the run's last complete checkpoint is still on disk.
+                let saved = job.run_dir.join("checkpoint");
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run(job, ev_tx, cmd_rx)
                 }));
@@ -173,7 +175,7 @@ impl Worker {
                             "internal error in the training engine: {}",
                             panic_message(&panic)
                         ),
-                        None,
+                        Some(saved).filter(|dir| dir.join("state.json").exists()),
                     )),
                 };
                 if let Some((message, checkpoint)) = failure {
