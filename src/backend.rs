@@ -158,6 +158,19 @@ fn tch_device(_device: &str, _cuda: Option<usize>) -> Result<Device, BackendErro
     Err(BackendError::NotCompiled("tch".into(), available_names()))
 }
 
+/// Training threads when a window shares the machine: `requested`, or for 0
+/// every core but one, so that the window always has a core to draw on.
+/// (libtorch's pool collapses when its threads share cores with other busy
+/// threads, and a software-rendered window is one.)
+pub fn threads_beside_window(requested: usize) -> usize {
+    if requested != 0 {
+        return requested;
+    }
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1).max(1))
+        .unwrap_or(1)
+}
+
 /// Set the CPU thread count of the chosen backend (0 = leave the default).
 /// flex uses rayon's global pool, which can only be sized before first use.
 pub fn set_threads(backend: BackendKind, threads: usize) {

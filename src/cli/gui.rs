@@ -74,8 +74,23 @@ fn renderer(name: &str) -> Result<crate::ui::RendererChoice, CliError> {
     }
 }
 
+/// Mesa's software OpenGL (llvmpipe: no GPU, or Xvfb) rasterises on worker
+/// threads, one per core, which then compete with training. Rasterising on
+/// the UI thread instead held 60 frames/s here at a 1–3 % training cost, and
+/// the default cost 6–10 % (docs/workbench.md). GPU drivers ignore the
+/// variable; a value the user set is kept.
+#[cfg(feature = "gui")]
+fn prefer_inline_software_rendering() {
+    if std::env::var_os("LP_NUM_THREADS").is_none() {
+        // SAFETY: called before the window, the engine or any pool starts a
+        // thread, so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("LP_NUM_THREADS", "0") };
+    }
+}
+
 #[cfg(feature = "gui")]
 pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
+    prefer_inline_software_rendering();
     let renderer = renderer(&args.renderer)?;
     if let Some(name) = &b.backend {
         crate::backend::BackendKind::parse(name)?;
@@ -84,7 +99,7 @@ pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
         Ok(crate::backend::default_backend()),
         crate::backend::BackendKind::parse,
     ) {
-        crate::backend::set_threads(kind, b.threads);
+        crate::backend::set_threads(kind, crate::backend::threads_beside_window(b.threads));
     }
     let opts = crate::ui::AppOptions {
         runs_dir: args.runs_dir.clone(),
@@ -96,6 +111,7 @@ pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
 
 #[cfg(feature = "gui")]
 pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliError> {
+    prefer_inline_software_rendering();
     let names = crate::ui::Tab::ALL.map(|t| t.slug()).join(", ");
     let panel = crate::ui::Tab::parse(&args.panel).ok_or_else(|| {
         CliError::usage(format!(
@@ -112,6 +128,7 @@ pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliEr
 #[cfg(feature = "gui")]
 pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
     use crate::ui::bench::{self, Phase, PhaseResult};
+    prefer_inline_software_rendering();
     match &args.phase {
         Some(name) => {
             let phase = Phase::parse(name)
@@ -148,6 +165,10 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
         }
         None => {
             let exe = std::env::current_exe().map_err(|e| CliError::failed(e.to_string()))?;
+            // Every phase, headless included, trains on the threads the
+            // window would: the comparison is the window's cost alone.
+            let threads = crate::backend::threads_beside_window(b.threads);
+            eprintln!("bench-ui: training on {threads} thread(s) in every phase");
             let mut results: Vec<PhaseResult> = Vec::new();
             for phase in &args.phases {
                 Phase::parse(phase)
@@ -162,7 +183,7 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
                     .args(["--seconds", &args.seconds.to_string()])
                     .args(["--warmup", &args.warmup.to_string()])
                     .args(["--panel", &args.panel])
-                    .args(["--device", &b.device, "--threads", &b.threads.to_string()]);
+                    .args(["--device", &b.device, "--threads", &threads.to_string()]);
                 if let Some(name) = &b.backend {
                     cmd.args(["--backend", name]);
                 }

@@ -41,7 +41,7 @@ pub struct BackendArgs {
     /// Device for tch: auto (CUDA when present), cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "auto")]
     pub device: String,
-    /// CPU threads for the backend (0 = all cores).
+    /// CPU threads for the backend (0 = all cores; with the window, all but one).
     #[arg(long, global = true, default_value_t = 0)]
     pub threads: usize,
 }
