@@ -35,7 +35,11 @@ fn group_norm_matches_burn_forward_and_gradients() {
     for device in devices() {
         for (groups, channels, side) in [(8, 16, 8), (8, 64, 2), (4, 32, 4), (1, 8, 3)] {
             let norm = norm(groups, channels, &device);
-            let x = Tensor::<4>::random([5, channels, side, side], Distribution::Normal(0.3, 2.0), &device);
+            let x = Tensor::<4>::random(
+                [5, channels, side, side],
+                Distribution::Normal(0.3, 2.0),
+                &device,
+            );
             let weight = Tensor::<4>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
 
             let run = |fused_path: bool| {
@@ -72,9 +76,20 @@ fn group_norm_normalises_each_group_without_autodiff() {
         let x = Tensor::<4>::random([3, 4, 5, 5], Distribution::Normal(4.0, 3.0), &device);
         let out = fused::group_norm(&norm, x).reshape([3, 2, 50]);
         let mean = out.clone().mean_dim(2).abs().max().into_scalar::<f32>();
-        let var = out.var_bias(2).sub_scalar(1.0).abs().max().into_scalar::<f32>();
-        assert!(mean < 1e-5, "{device:?}: group means should be 0, max |mean| {mean}");
-        assert!(var < 1e-3, "{device:?}: group variances should be 1, max error {var}");
+        let var = out
+            .var_bias(2)
+            .sub_scalar(1.0)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(
+            mean < 1e-5,
+            "{device:?}: group means should be 0, max |mean| {mean}"
+        );
+        assert!(
+            var < 1e-3,
+            "{device:?}: group variances should be 1, max error {var}"
+        );
     }
 }
 
@@ -135,8 +150,14 @@ fn unet_sampling_path_matches_training_path() {
         let plain = unet.valid().forward(x.inner(), &steps);
         let diff = max_abs_diff(tracked.clone(), plain);
         let scale = tracked.abs().max().into_scalar::<f32>();
-        assert!(scale > 1e-3, "{device:?}: the U-Net output should not vanish");
-        assert!(diff < 1e-4 * scale.max(1.0), "{device:?}: paths differ by {diff}");
+        assert!(
+            scale > 1e-3,
+            "{device:?}: the U-Net output should not vanish"
+        );
+        assert!(
+            diff < 1e-4 * scale.max(1.0),
+            "{device:?}: paths differ by {diff}"
+        );
     }
 }
 
@@ -168,7 +189,10 @@ fn mse_matches_the_formula_and_both_gradients() {
         let a = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device);
         let b = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.5, 1.0), &device);
         let run = |fused_path: bool| {
-            let (a, b) = (a.clone().detach().require_grad(), b.clone().detach().require_grad());
+            let (a, b) = (
+                a.clone().detach().require_grad(),
+                b.clone().detach().require_grad(),
+            );
             let loss = if fused_path {
                 fused::mse_loss(a.clone(), b.clone())
             } else {
@@ -176,14 +200,24 @@ fn mse_matches_the_formula_and_both_gradients() {
             };
             // A scale on the loss checks the incoming gradient is applied.
             let grads = (loss.clone() * 3.0).backward();
-            (loss.inner(), a.grad(&grads).unwrap(), b.grad(&grads).unwrap())
+            (
+                loss.inner(),
+                a.grad(&grads).unwrap(),
+                b.grad(&grads).unwrap(),
+            )
         };
         let (loss_f, da_f, db_f) = run(true);
         let (loss_b, da_b, db_b) = run(false);
         assert_eq!(loss_f.dims(), [1]);
         assert!(max_abs_diff(loss_f, loss_b) < 1e-6, "{device:?} loss");
-        assert!(max_abs_diff(da_f, da_b) < 1e-6, "{device:?} prediction gradient");
-        assert!(max_abs_diff(db_f, db_b) < 1e-6, "{device:?} target gradient");
+        assert!(
+            max_abs_diff(da_f, da_b) < 1e-6,
+            "{device:?} prediction gradient"
+        );
+        assert!(
+            max_abs_diff(db_f, db_b) < 1e-6,
+            "{device:?} target gradient"
+        );
     }
 }
 
@@ -194,33 +228,51 @@ fn convolutions_match_burn_forward_and_gradients() {
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
     for device in devices() {
-        let check = |what: &str, x: Tensor<4>, fused_fwd: &dyn Fn(Tensor<4>) -> Tensor<4>, burn_fwd: &dyn Fn(Tensor<4>) -> Tensor<4>, params: &dyn Fn(&burn::tensor::Gradients) -> Vec<Tensor<1>>| {
-            let out_dims = burn_fwd(x.clone()).dims();
-            let weight = Tensor::<4>::random(out_dims, Distribution::Default, &x.device());
-            let run = |fused_path: bool| {
-                let x = x.clone().detach().require_grad();
-                let out = if fused_path { fused_fwd(x.clone()) } else { burn_fwd(x.clone()) };
-                let grads = (out.clone() * weight.clone()).sum().backward();
-                (out.inner(), x.grad(&grads).unwrap(), params(&grads))
+        let check =
+            |what: &str,
+             x: Tensor<4>,
+             fused_fwd: &dyn Fn(Tensor<4>) -> Tensor<4>,
+             burn_fwd: &dyn Fn(Tensor<4>) -> Tensor<4>,
+             params: &dyn Fn(&burn::tensor::Gradients) -> Vec<Tensor<1>>| {
+                let out_dims = burn_fwd(x.clone()).dims();
+                let weight = Tensor::<4>::random(out_dims, Distribution::Default, &x.device());
+                let run = |fused_path: bool| {
+                    let x = x.clone().detach().require_grad();
+                    let out = if fused_path {
+                        fused_fwd(x.clone())
+                    } else {
+                        burn_fwd(x.clone())
+                    };
+                    let grads = (out.clone() * weight.clone()).sum().backward();
+                    (out.inner(), x.grad(&grads).unwrap(), params(&grads))
+                };
+                let (out_f, dx_f, p_f) = run(true);
+                let (out_b, dx_b, p_b) = run(false);
+                let what = format!("{device:?} {what}");
+                assert!(max_abs_diff(out_f, out_b) < 1e-4, "forward, {what}");
+                assert!(max_abs_diff(dx_f, dx_b) < 1e-4, "x gradient, {what}");
+                assert_eq!(p_f.len(), p_b.len());
+                for (i, (a, b)) in p_f.into_iter().zip(p_b).enumerate() {
+                    assert!(max_abs_diff(a, b) < 1e-3, "parameter {i} gradient, {what}");
+                }
             };
-            let (out_f, dx_f, p_f) = run(true);
-            let (out_b, dx_b, p_b) = run(false);
-            let what = format!("{device:?} {what}");
-            assert!(max_abs_diff(out_f, out_b) < 1e-4, "forward, {what}");
-            assert!(max_abs_diff(dx_f, dx_b) < 1e-4, "x gradient, {what}");
-            assert_eq!(p_f.len(), p_b.len());
-            for (i, (a, b)) in p_f.into_iter().zip(p_b).enumerate() {
-                assert!(max_abs_diff(a, b) < 1e-3, "parameter {i} gradient, {what}");
-            }
-        };
-        for (cin, cout, stride, bias, side) in [(1, 16, 1, true, 8), (16, 32, 2, true, 8), (8, 8, 1, false, 7), (16, 4, 1, true, 1)] {
+        for (cin, cout, stride, bias, side) in [
+            (1, 16, 1, true, 8),
+            (16, 32, 2, true, 8),
+            (8, 8, 1, false, 7),
+            (16, 4, 1, true, 1),
+        ] {
             let k = if side == 1 { 1 } else { 3 };
             let conv = Conv2dConfig::new([cin, cout], [k, k])
                 .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
                 .with_bias(bias)
                 .init(&device);
-            let x = Tensor::<4>::random([3, cin, side, side], Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<4>::random(
+                [3, cin, side, side],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
             let params = |g: &burn::tensor::Gradients| {
                 let mut v = vec![conv.weight.val().grad(g).unwrap().flatten::<1>(0, 3)];
                 if let Some(b) = &conv.bias {
@@ -228,9 +280,16 @@ fn convolutions_match_burn_forward_and_gradients() {
                 }
                 v
             };
-            check(&format!("conv {cin}->{cout} s{stride} bias {bias}"), x, &|x| fused::conv2d(&conv, x), &|x| conv.forward(x), &params);
+            check(
+                &format!("conv {cin}->{cout} s{stride} bias {bias}"),
+                x,
+                &|x| fused::conv2d(&conv, x),
+                &|x| conv.forward(x),
+                &params,
+            );
         }
-        for (cin, cout, k, stride, pad) in [(32, 16, 4, 2, 1), (48, 16, 3, 1, 1), (16, 1, 4, 2, 1)] {
+        for (cin, cout, k, stride, pad) in [(32, 16, 4, 2, 1), (48, 16, 3, 1, 1), (16, 1, 4, 2, 1)]
+        {
             let conv = ConvTranspose2dConfig::new([cin, cout], [k, k])
                 .with_stride([stride, stride])
                 .with_padding([pad, pad])
@@ -242,7 +301,13 @@ fn convolutions_match_burn_forward_and_gradients() {
                     conv.bias.as_ref().unwrap().val().grad(g).unwrap(),
                 ]
             };
-            check(&format!("transposed {cin}->{cout} k{k} s{stride}"), x, &|x| fused::conv_transpose2d(&conv, x), &|x| conv.forward(x), &params);
+            check(
+                &format!("transposed {cin}->{cout} k{k} s{stride}"),
+                x,
+                &|x| fused::conv_transpose2d(&conv, x),
+                &|x| conv.forward(x),
+                &params,
+            );
         }
     }
 }

@@ -31,7 +31,11 @@ impl ChannelAttention {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let pooled = x.clone().reshape([b, c, h * w]).mean_dim(2).reshape([b, c, 1, 1]);
+        let pooled = x
+            .clone()
+            .reshape([b, c, h * w])
+            .mean_dim(2)
+            .reshape([b, c, 1, 1]);
         let weights = sigmoid(conv2d(&self.excite, relu(conv2d(&self.squeeze, pooled))));
         x * weights
     }

@@ -64,7 +64,10 @@ impl ResBlock {
 
     /// `temb_act` is SiLU(time embedding), shared by every block.
     pub fn forward(&self, x: Tensor<4>, temb_act: Tensor<2>) -> Tensor<4> {
-        let h = silu(conv2d(&self.conv1, silu(group_norm(&self.norm1, x.clone()))));
+        let h = silu(conv2d(
+            &self.conv1,
+            silu(group_norm(&self.norm1, x.clone())),
+        ));
         let t: Tensor<4> = self.time.forward(temb_act).unsqueeze_dims(&[2, 3]);
         let h = conv2d(&self.conv2, silu(group_norm(&self.norm2, h + t)));
         let residual = match &self.skip {

@@ -5,8 +5,8 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::tensor::FloatTensor;
 use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend};
 
 use super::{ConvSpec, FusedKernels, FusedOps};
@@ -30,7 +30,11 @@ impl<B: Backend + FusedKernels> Backward<B, 3> for GroupNormBackward {
         let (x, gamma, mean, rstd, groups) = ops.state;
         let [grad_x, grad_gamma, grad_beta] =
             B::group_norm_backward(x, gamma, mean, rstd, groups, grad);
-        for (node, value) in [(node_x, grad_x), (node_gamma, grad_gamma), (node_beta, grad_beta)] {
+        for (node, value) in [
+            (node_x, grad_x),
+            (node_gamma, grad_gamma),
+            (node_beta, grad_beta),
+        ] {
             if let Some(node) = node {
                 grads.register::<B>(node.id, value);
             }
@@ -157,7 +161,10 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
     }
 
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = SiluBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let prep = SiluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
         let x = x.into_primitive();
         match prep {
             OpsKind::Tracked(prep) => {
@@ -169,7 +176,10 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
     }
 
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let prep = SoftmaxBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
         let x = x.into_primitive();
         match prep {
             OpsKind::Tracked(prep) => {
@@ -181,7 +191,10 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
     }
 
     fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = ReluBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let prep = ReluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
         let x = x.into_primitive();
         match prep {
             OpsKind::Tracked(prep) => {
@@ -217,7 +230,11 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful();
-        let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
         match prep {
             OpsKind::Tracked(prep) => {
                 let (out, saved) = B::conv_forward_saved(x, weight, bias, spec);

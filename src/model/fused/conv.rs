@@ -64,7 +64,13 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         transposed: false,
     };
     let out_channels = conv.weight.dims()[0];
-    run(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), out_channels, spec)
+    run(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        out_channels,
+        spec,
+    )
 }
 
 /// `conv.forward(x)` for a transposed convolution, as one operation.
@@ -78,7 +84,13 @@ pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         transposed: true,
     };
     let out_channels = conv.weight.dims()[1] * conv.groups;
-    run(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), out_channels, spec)
+    run(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        out_channels,
+        spec,
+    )
 }
 
 fn run(
@@ -132,7 +144,8 @@ pub fn backward<B: Backend>(
     } else {
         let o = spec.options();
         [
-            want_x.then(|| B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), o.clone())),
+            want_x
+                .then(|| B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), o.clone())),
             want_w.then(|| B::conv2d_weight_backward(x.clone(), weight, grad.clone(), o.clone())),
             want_b.then(|| B::conv2d_bias_backward(x, bias, grad)),
         ]

@@ -49,14 +49,17 @@ impl FusedKernels for LibTorch {
     }
 
     fn mse_forward(prediction: TchTensor, target: TchTensor) -> TchTensor {
-        let loss = prediction.tensor.mse_loss(&target.tensor, tch::Reduction::Mean);
+        let loss = prediction
+            .tensor
+            .mse_loss(&target.tensor, tch::Reduction::Mean);
         TchTensor::new(loss.reshape([1]))
     }
 
     fn mse_backward(prediction: TchTensor, target: TchTensor, grad: TchTensor) -> TchTensor {
-        let grad = prediction
-            .tensor
-            .mse_loss_backward(&grad.tensor, &target.tensor, tch::Reduction::Mean);
+        let grad =
+            prediction
+                .tensor
+                .mse_loss_backward(&grad.tensor, &target.tensor, tch::Reduction::Mean);
         TchTensor::new(grad)
     }
 
@@ -116,11 +119,7 @@ impl FusedKernels for LibTorch {
     }
 }
 
-fn tch_softmax_backward(
-    grad: &tch::Tensor,
-    output: &tch::Tensor,
-    kind: tch::Kind,
-) -> tch::Tensor {
+fn tch_softmax_backward(grad: &tch::Tensor, output: &tch::Tensor, kind: tch::Kind) -> tch::Tensor {
     tch::Tensor::internal_softmax_backward_data(grad, output, -1, kind)
 }
 
@@ -158,7 +157,12 @@ impl FusedOps for LibTorch {
 }
 
 /// libtorch convolution on `x`, `weight`, `bias` as given.
-fn tch_conv(x: &tch::Tensor, weight: &tch::Tensor, bias: &tch::Tensor, spec: ConvSpec) -> tch::Tensor {
+fn tch_conv(
+    x: &tch::Tensor,
+    weight: &tch::Tensor,
+    bias: &tch::Tensor,
+    spec: ConvSpec,
+) -> tch::Tensor {
     let pair = |v: [usize; 2]| [v[0] as i64, v[1] as i64];
     x.convolution(
         weight,

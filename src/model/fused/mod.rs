@@ -1,19 +1,26 @@
-//! GroupNorm and SiLU as single differentiable operations.
+//! The models' hot operations, each as one differentiable operation:
+//! GroupNorm, SiLU, softmax, ReLU, the MSE loss and convolutions.
 //!
 //! Burn composes `nn::GroupNorm` out of about eleven tensor operations and
-//! `silu` out of two, and its autodiff records and differentiates each one.
-//! The U-Net runs 23 GroupNorms and 32 SiLUs per forward pass, so on small
-//! latents those chains, not the convolutions, decided how far behind PyTorch
-//! training was. Here each is one backend-extension operation with a
-//! hand-written backward: libtorch runs its native `native_group_norm` and
-//! `silu`/`silu_backward` kernels; other backends use the closed-form
-//! gradients below, built from a handful of primitive operations.
+//! `silu` out of two, its autodiff records and differentiates each one, and
+//! it takes a convolution's weight gradient as another convolution over
+//! swapped copies. The U-Net runs 23 GroupNorms and 32 SiLUs per forward
+//! pass, so on small latents those chains, not the arithmetic, decided how
+//! far behind PyTorch training was. Here each is one backend-extension
+//! operation with a hand-written backward: libtorch runs its native kernels
+//! (`libtorch.rs`); other backends use the closed-form gradients below, built
+//! from a handful of primitive operations, and Burn's own convolution
+//! kernels. The autodiff nodes are in `autodiff.rs`.
+//!
+//! A new backend joins by implementing `FusedKernels` (the defaults are
+//! enough) and `FusedOps`, and by being listed in `#[backend_extension]`;
+//! calling an extension on an unlisted backend panics.
 
 // burn-tch is deprecated upstream; it is still our libtorch (CPU and CUDA) path.
 #![allow(deprecated)]
 
-use burn::backend::tensor::FloatTensor;
 use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Scalar, TensorMetadata, backend_extension};
 use burn::nn::GroupNorm;
 use burn::prelude::*;
@@ -67,7 +74,9 @@ pub fn mse_loss<const D: usize>(prediction: Tensor<D>, target: Tensor<D>) -> Ten
 
 /// Softmax over the last dimension as one operation.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax_last(x.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_softmax_last(
+        x.into_dispatch(),
+    ))
 }
 
 /// The operations the models call through `Dispatch`.
@@ -159,10 +168,7 @@ pub trait FusedKernels: Backend {
         );
         let mean_g = Self::float_mean_dim(g.clone(), 2);
         let mean_gx = Self::float_mean_dim(Self::float_mul(g.clone(), xhat.clone()), 2);
-        let inner = Self::float_sub(
-            Self::float_sub(g, mean_g),
-            Self::float_mul(xhat, mean_gx),
-        );
+        let inner = Self::float_sub(Self::float_sub(g, mean_g), Self::float_mul(xhat, mean_gx));
         let grad_x = Self::float_reshape(Self::float_mul(inner, rstd), shape);
         [grad_x, grad_gamma, grad_beta]
     }
@@ -185,7 +191,10 @@ pub trait FusedKernels: Backend {
     }
 
     /// dx = s·(dy − Σ dy·s), the sum over the last dimension.
-    fn softmax_last_backward(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn softmax_last_backward(
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         let last = output.shape().num_dims() - 1;
         let dot = Self::float_sum_dim(Self::float_mul(grad.clone(), output.clone()), last);
         Self::float_mul(output, Self::float_sub(grad, dot))
