@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, in one go, on a machine with an NVIDIA GPU:
 #   1. build latentlab with --features tch against PyTorch 2.9.0's libtorch
-#   2. run the tests that touch CUDA (tests/backend.rs trains on cuda when
-#      libtorch sees a GPU) and the benchmarks on cuda
+#   2. run the tests that touch CUDA (tests/backend.rs trains on cuda and
+#      tests/fused.rs checks the fused ops' gradients on cuda when libtorch
+#      sees a GPU) and the benchmarks on cuda
 #   3. the seed recipe end to end (AE 10 epochs, U-Net 100 epochs, batch 64)
 #      with latentlab and with the PyTorch twin, wall time and images/s of both
 # Results go to $OUT (or ./gpu-results). Needs cargo and a Python whose torch
@@ -22,7 +23,7 @@ cargo build --release --features tch --bin latentlab 2>&1 | tail -3
 echo "build: $(( $(date +%s) - t0 )) s" | tee -a "$OUT/times.txt"
 BIN=target/release/latentlab
 
-cargo test --release --features tch --test backend --test training 2>&1 | tee "$OUT/tests.txt" | grep -E "test result|FAILED|panicked"
+cargo test --release --features tch --test backend --test training --test fused 2>&1 | tee "$OUT/tests.txt" | grep -E "test result|FAILED|panicked"
 
 $BIN --backend tch --device cuda bench --batches 64,256 --full --json | tee "$OUT/bench-latentlab.json"
 "$PY" bench/torch_twin.py bench --device cuda --batches 64,256 --full --json | tee "$OUT/bench-torch.json"

@@ -10,10 +10,17 @@ use latentlab::backend::{BackendKind, available, select};
 use latentlab::config::ExperimentConfig;
 use latentlab::model::{Unet, fused};
 
+/// Every backend of the build on the CPU, and libtorch's CUDA device when
+/// there is one (bench/gpu.sh runs these on a GPU machine).
 fn devices() -> Vec<Device> {
-    available()
+    let mut targets: Vec<(BackendKind, &str)> =
+        available().into_iter().map(|k| (k, "cpu")).collect();
+    if latentlab::backend::cuda_available() {
+        targets.push((BackendKind::Tch, "cuda"));
+    }
+    targets
         .into_iter()
-        .map(|kind: BackendKind| select(kind, "cpu").unwrap().autodiff())
+        .map(|(kind, device)| select(kind, device).unwrap().autodiff())
         .collect()
 }
 
