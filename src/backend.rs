@@ -171,6 +171,73 @@ pub fn threads_beside_window(requested: usize) -> usize {
         .unwrap_or(1)
 }
 
+/// The CPUs training threads are pinned to, once a window reserved one.
+static TRAINING_CPUS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+
+/// With a window open: pin the calling (UI) thread to the first CPU this
+/// process may use and keep the others for training threads, which pin
+/// themselves as they start (`pin_training_thread`). Without it the
+/// scheduler puts the window's frequent wake-ups — and the threads it
+/// spawns — on whichever core is free that instant, often a training one.
+/// Linux only; a no-op with fewer than two CPUs.
+pub fn reserve_cpu_for_window() {
+    #[cfg(target_os = "linux")]
+    {
+        let allowed = affinity::current();
+        if let Some((&ui, rest)) = allowed.split_first()
+            && !rest.is_empty()
+            && affinity::set(&[ui])
+        {
+            let _ = TRAINING_CPUS.set(rest.to_vec());
+        }
+    }
+}
+
+/// The CPUs the calling thread may run on (Linux; empty elsewhere).
+pub fn allowed_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    return affinity::current();
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
+}
+
+/// Pin the calling thread to the training CPUs, if a window reserved one.
+pub fn pin_training_thread() {
+    #[cfg(target_os = "linux")]
+    if let Some(cpus) = TRAINING_CPUS.get() {
+        affinity::set(cpus);
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod affinity {
+    /// The CPUs the calling thread may run on.
+    pub fn current() -> Vec<usize> {
+        // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+                return Vec::new();
+            }
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+                .collect()
+        }
+    }
+
+    /// Restrict the calling thread to `cpus`; false if the OS refused.
+    pub fn set(cpus: &[usize]) -> bool {
+        // SAFETY: as above; sched_setaffinity(0, …) affects only this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &cpu in cpus {
+                libc::CPU_SET(cpu, &mut set);
+            }
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        }
+    }
+}
+
 /// Set the CPU thread count of the chosen backend (0 = leave the default).
 /// flex uses rayon's global pool, which can only be sized before first use.
 pub fn set_threads(backend: BackendKind, threads: usize) {
@@ -182,6 +249,7 @@ pub fn set_threads(backend: BackendKind, threads: usize) {
             // Ignored if the pool already exists; callers set this at start-up.
             let _ = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
+                .start_handler(|_| pin_training_thread())
                 .build_global();
         }
         BackendKind::Tch => {

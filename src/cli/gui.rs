@@ -91,6 +91,7 @@ fn prefer_inline_software_rendering() {
 #[cfg(feature = "gui")]
 pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
     prefer_inline_software_rendering();
+    crate::backend::reserve_cpu_for_window();
     let renderer = renderer(&args.renderer)?;
     if let Some(name) = &b.backend {
         crate::backend::BackendKind::parse(name)?;
@@ -133,6 +134,8 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
         Some(name) => {
             let phase = Phase::parse(name)
                 .ok_or_else(|| CliError::usage(format!("--phase: unknown phase '{name}'")))?;
+            // Every phase, headless included, trains on the CPUs the window leaves.
+            crate::backend::reserve_cpu_for_window();
             let c = &args.config;
             let mut overrides: Vec<String> = bench::BENCH_OVERRIDES
                 .iter()

@@ -161,6 +161,7 @@ impl Worker {
         let handle = std::thread::Builder::new()
             .name("latentlab-train".into())
             .spawn(move || {
+                crate::backend::pin_training_thread();
                 let tx = ev_tx.clone();
                 // After a panic the run's last complete checkpoint is still on disk.
                 let saved = job.run_dir.join("checkpoint");
