@@ -75,10 +75,10 @@ fn renderer(name: &str) -> Result<crate::ui::RendererChoice, CliError> {
 }
 
 /// Mesa's software OpenGL (llvmpipe: no GPU, or Xvfb) rasterises on worker
-/// threads, one per core, which then compete with training. Rasterising on
-/// the UI thread instead held 60 frames/s here at a 1–3 % training cost, and
-/// the default cost 6–10 % (docs/workbench.md). GPU drivers ignore the
-/// variable; a value the user set is kept.
+/// threads, one per core, which then compete with training. On the UI
+/// thread it still holds 60 frames/s here and stays on the window's core
+/// (measurements in docs/workbench.md). GPU drivers ignore the variable; a
+/// value the user set is kept.
 #[cfg(feature = "gui")]
 fn prefer_inline_software_rendering() {
     if std::env::var_os("LP_NUM_THREADS").is_none() {
