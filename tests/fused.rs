@@ -28,6 +28,26 @@ fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
 
+/// How far a fused one-input operation is from Burn's own on `x`: the largest
+/// difference in output, then in the input's gradient (taken through a
+/// random weighting, so every output element matters).
+fn unary_differences<const D: usize>(
+    x: Tensor<D>,
+    fused_op: impl Fn(Tensor<D>) -> Tensor<D>,
+    burn_op: impl Fn(Tensor<D>) -> Tensor<D>,
+) -> (f32, f32) {
+    let weight = Tensor::<D>::random(x.dims(), Distribution::Normal(0.0, 1.0), &x.device());
+    let run = |op: &dyn Fn(Tensor<D>) -> Tensor<D>| {
+        let x = x.clone().detach().require_grad();
+        let out = op(x.clone());
+        let grads = (out.clone() * weight.clone()).sum().backward();
+        (out.inner(), x.grad(&grads).unwrap())
+    };
+    let (out_f, dx_f) = run(&fused_op);
+    let (out_b, dx_b) = run(&burn_op);
+    (max_abs_diff(out_f, out_b), max_abs_diff(dx_f, dx_b))
+}
+
 /// A GroupNorm whose affine parameters are not the identity.
 fn norm(groups: usize, channels: usize, device: &Device) -> GroupNorm {
     let mut norm = GroupNormConfig::new(groups, channels).init(device);
@@ -104,21 +124,9 @@ fn group_norm_normalises_each_group_without_autodiff() {
 fn silu_matches_burn_forward_and_gradient() {
     for device in devices() {
         let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 4.0), &device);
-        let weight = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 1.0), &device);
-        let run = |fused_path: bool| {
-            let x = x.clone().detach().require_grad();
-            let out = if fused_path {
-                fused::silu(x.clone())
-            } else {
-                activation::silu(x.clone())
-            };
-            let grads = (out.clone() * weight.clone()).sum().backward();
-            (out.inner(), x.grad(&grads).unwrap())
-        };
-        let (out_f, dx_f) = run(true);
-        let (out_b, dx_b) = run(false);
-        assert!(max_abs_diff(out_f, out_b) < 1e-5, "{device:?} forward");
-        assert!(max_abs_diff(dx_f, dx_b) < 1e-5, "{device:?} gradient");
+        let (out, dx) = unary_differences(x, fused::silu, activation::silu);
+        assert!(out < 1e-5, "{device:?} forward");
+        assert!(dx < 1e-5, "{device:?} gradient");
     }
 }
 
@@ -126,21 +134,9 @@ fn silu_matches_burn_forward_and_gradient() {
 fn softmax_matches_burn_forward_and_gradient() {
     for device in devices() {
         let x = Tensor::<4>::random([3, 2, 5, 9], Distribution::Normal(0.0, 3.0), &device);
-        let weight = Tensor::<4>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
-        let run = |fused_path: bool| {
-            let x = x.clone().detach().require_grad();
-            let out = if fused_path {
-                fused::softmax_last(x.clone())
-            } else {
-                activation::softmax(x.clone(), 3)
-            };
-            let grads = (out.clone() * weight.clone()).sum().backward();
-            (out.inner(), x.grad(&grads).unwrap())
-        };
-        let (out_f, dx_f) = run(true);
-        let (out_b, dx_b) = run(false);
-        assert!(max_abs_diff(out_f, out_b) < 1e-6, "{device:?} forward");
-        assert!(max_abs_diff(dx_f, dx_b) < 1e-5, "{device:?} gradient");
+        let (out, dx) = unary_differences(x, fused::softmax_last, |t| activation::softmax(t, 3));
+        assert!(out < 1e-6, "{device:?} forward");
+        assert!(dx < 1e-5, "{device:?} gradient");
     }
 }
 
@@ -172,21 +168,9 @@ fn unet_sampling_path_matches_training_path() {
 fn relu_matches_burn_forward_and_gradient() {
     for device in devices() {
         let x = Tensor::<4>::random([3, 4, 5, 6], Distribution::Normal(0.0, 1.0), &device);
-        let weight = Tensor::<4>::random(x.dims(), Distribution::Normal(0.0, 1.0), &device);
-        let run = |fused_path: bool| {
-            let x = x.clone().detach().require_grad();
-            let out = if fused_path {
-                fused::relu(x.clone())
-            } else {
-                activation::relu(x.clone())
-            };
-            let grads = (out.clone() * weight.clone()).sum().backward();
-            (out.inner(), x.grad(&grads).unwrap())
-        };
-        let (out_f, dx_f) = run(true);
-        let (out_b, dx_b) = run(false);
-        assert_eq!(max_abs_diff(out_f, out_b), 0.0, "{device:?} forward");
-        assert_eq!(max_abs_diff(dx_f, dx_b), 0.0, "{device:?} gradient");
+        let (out, dx) = unary_differences(x, fused::relu, activation::relu);
+        assert_eq!(out, 0.0, "{device:?} forward");
+        assert_eq!(dx, 0.0, "{device:?} gradient");
     }
 }
 

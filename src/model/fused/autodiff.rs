@@ -4,7 +4,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend};
@@ -42,50 +42,50 @@ impl<B: Backend + FusedKernels> Backward<B, 3> for GroupNormBackward {
     }
 }
 
-#[derive(Debug)]
-struct SiluBackward;
+/// What a one-input operation's backward reads besides the incoming gradient.
+#[derive(Clone, Copy)]
+enum Keep {
+    Input,
+    Output,
+}
 
-impl<B: Backend + FusedKernels> Backward<B, 1> for SiluBackward {
+/// The node of a one-input operation: `grad` maps (the kept tensor, dy) to dx.
+#[derive(Debug)]
+struct UnaryBackward<B: Backend> {
+    grad: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+}
+
+impl<B: Backend> Backward<B, 1> for UnaryBackward<B> {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::silu_backward(ops.state, grad));
-        }
+        let kept = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |dy| (self.grad)(kept, dy));
     }
 }
 
-#[derive(Debug)]
-struct SoftmaxBackward;
-
-impl<B: Backend + FusedKernels> Backward<B, 1> for SoftmaxBackward {
-    /// The softmax output.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::softmax_last_backward(ops.state, grad));
-        }
-    }
-}
-
-#[derive(Debug)]
-struct ReluBackward;
-
-impl<B: Backend + FusedKernels> Backward<B, 1> for ReluBackward {
-    /// The ReLU output.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::relu_grad(ops.state, grad));
-        }
+/// Record a one-input operation: `forward` on the inner backend, and a node
+/// whose backward is `grad` applied to the input or output, as `keep` says.
+fn unary_op<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: fn(FloatTensor<B>) -> FloatTensor<B>,
+    keep: Keep,
+    grad: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let prep = UnaryBackward { grad }
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful();
+    let x = x.into_primitive();
+    match prep {
+        OpsKind::Tracked(prep) => match keep {
+            Keep::Input => prep.finish(x.clone(), forward(x)),
+            Keep::Output => {
+                let out = forward(x);
+                prep.finish(out.clone(), out)
+            }
+        },
+        OpsKind::UnTracked(prep) => prep.finish(forward(x)),
     }
 }
 
@@ -161,48 +161,20 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
     }
 
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = SiluBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful();
-        let x = x.into_primitive();
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let out = B::silu_forward(x.clone());
-                prep.finish(x, out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::silu_forward(x)),
-        }
+        unary_op::<B, C>(x, B::silu_forward, Keep::Input, B::silu_backward)
     }
 
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = SoftmaxBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful();
-        let x = x.into_primitive();
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let out = B::softmax_last_forward(x);
-                prep.finish(out.clone(), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last_forward(x)),
-        }
+        unary_op::<B, C>(
+            x,
+            B::softmax_last_forward,
+            Keep::Output,
+            B::softmax_last_backward,
+        )
     }
 
     fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = ReluBackward
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful();
-        let x = x.into_primitive();
-        match prep {
-            OpsKind::Tracked(prep) => {
-                let out = <B as ActivationOps<B>>::relu(x);
-                prep.finish(out.clone(), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(<B as ActivationOps<B>>::relu(x)),
-        }
+        unary_op::<B, C>(x, <B as ActivationOps<B>>::relu, Keep::Output, B::relu_grad)
     }
 
     fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -123,38 +123,7 @@ fn tch_softmax_backward(grad: &tch::Tensor, output: &tch::Tensor, kind: tch::Kin
     tch::Tensor::internal_softmax_backward_data(grad, output, -1, kind)
 }
 
-impl FusedOps for LibTorch {
-    fn fused_group_norm(
-        x: TchTensor,
-        gamma: TchTensor,
-        beta: TchTensor,
-        groups: usize,
-        epsilon: f64,
-    ) -> TchTensor {
-        let [out, _, _] = Self::group_norm_forward(x, gamma, beta, groups, epsilon);
-        out
-    }
-
-    fn fused_silu(x: TchTensor) -> TchTensor {
-        Self::silu_forward(x)
-    }
-
-    fn fused_softmax_last(x: TchTensor) -> TchTensor {
-        Self::softmax_last_forward(x)
-    }
-
-    fn fused_relu(x: TchTensor) -> TchTensor {
-        <Self as ActivationOps<Self>>::relu(x)
-    }
-
-    fn fused_mse(prediction: TchTensor, target: TchTensor) -> TchTensor {
-        Self::mse_forward(prediction, target)
-    }
-
-    fn fused_conv(x: TchTensor, weight: TchTensor, bias: TchTensor, spec: ConvSpec) -> TchTensor {
-        conv::forward::<Self>(x, weight, bias, spec)
-    }
-}
+fused_ops_from_kernels!(LibTorch);
 
 /// libtorch convolution on `x`, `weight`, `bias` as given.
 fn tch_conv(

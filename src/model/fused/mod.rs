@@ -275,44 +275,56 @@ fn affine<B: Backend>(
 #[cfg(feature = "flex")]
 impl FusedKernels for Flex {}
 
-#[cfg(feature = "flex")]
-impl FusedOps for Flex {
-    fn fused_group_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        groups: usize,
-        epsilon: f64,
-    ) -> FloatTensor<Self> {
-        let [out, _, _] = Self::group_norm_forward(x, gamma, beta, groups, epsilon);
-        out
-    }
+/// `FusedOps` for a concrete backend: each operation is its forward kernel.
+/// The backward kernels are reached only through the autodiff nodes. Defined
+/// before `mod libtorch` below, which invokes it too.
+macro_rules! fused_ops_from_kernels {
+    ($backend:ty) => {
+        impl FusedOps for $backend {
+            fn fused_group_norm(
+                x: FloatTensor<Self>,
+                gamma: FloatTensor<Self>,
+                beta: FloatTensor<Self>,
+                groups: usize,
+                epsilon: f64,
+            ) -> FloatTensor<Self> {
+                let [out, _, _] = Self::group_norm_forward(x, gamma, beta, groups, epsilon);
+                out
+            }
 
-    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::silu_forward(x)
-    }
+            fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                Self::silu_forward(x)
+            }
 
-    fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::softmax_last_forward(x)
-    }
+            fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                Self::softmax_last_forward(x)
+            }
 
-    fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        <Self as ActivationOps<Self>>::relu(x)
-    }
+            fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+                <Self as ActivationOps<Self>>::relu(x)
+            }
 
-    fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::mse_forward(prediction, target)
-    }
+            fn fused_mse(
+                prediction: FloatTensor<Self>,
+                target: FloatTensor<Self>,
+            ) -> FloatTensor<Self> {
+                Self::mse_forward(prediction, target)
+            }
 
-    fn fused_conv(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
-        spec: ConvSpec,
-    ) -> FloatTensor<Self> {
-        conv::forward::<Self>(x, weight, bias, spec)
-    }
+            fn fused_conv(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                bias: FloatTensor<Self>,
+                spec: ConvSpec,
+            ) -> FloatTensor<Self> {
+                conv::forward::<Self>(x, weight, bias, spec)
+            }
+        }
+    };
 }
+
+#[cfg(feature = "flex")]
+fused_ops_from_kernels!(Flex);
 
 mod autodiff;
 pub mod conv;
