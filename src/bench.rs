@@ -129,27 +129,23 @@ pub fn run(
             capture: Capture::None,
             initial: None,
         };
+        let run = |r: &SampleRequest| {
+            sample(
+                &sampler_net,
+                &schedule,
+                [c, h, w],
+                r,
+                device,
+                &mut |_, _| true,
+            )
+            .expect("bench sampling is never cancelled")
+        };
         let mut warm = req.clone();
         warm.steps = 2;
         warm.sampler = SamplerKind::Ddim;
-        let _ = sample(
-            &sampler_net,
-            &schedule,
-            [c, h, w],
-            &warm,
-            device,
-            &mut |_, _| true,
-        );
+        run(&warm);
         let start = Instant::now();
-        let out = sample(
-            &sampler_net,
-            &schedule,
-            [c, h, w],
-            &req,
-            device,
-            &mut |_, _| true,
-        )
-        .expect("bench sampling is never cancelled");
+        let out = run(&req);
         to_vec(frozen.decode(out.latents));
         b as f64 / start.elapsed().as_secs_f64()
     };

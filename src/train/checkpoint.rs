@@ -162,17 +162,22 @@ impl RunDir {
     /// that already holds a checkpoint: resume it or choose another.
     pub fn create(root: &Path, cfg: &ExperimentConfig) -> Result<Self, CheckpointError> {
         let mut run = Self::at(root);
-        if run.checkpoint_dir().exists() || run.root.join("config.toml").exists() {
+        // Checked before locking, so a refused directory is left untouched,
+        // and again under the lock, as another trainer may have started here.
+        if run.holds_a_run() {
             return Err(already_a_run(root));
         }
         fs::create_dir_all(root).map_err(io_err(root))?;
         run._lock = Some(lock_for_training(root)?);
-        // Checked again under the lock: another trainer may have started here meanwhile.
-        if run.root.join("config.toml").exists() {
+        if run.holds_a_run() {
             return Err(already_a_run(root));
         }
         write_atomic(&run.root.join("config.toml"), cfg.to_toml().as_bytes())?;
         Ok(run)
+    }
+
+    fn holds_a_run(&self) -> bool {
+        self.checkpoint_dir().exists() || self.root.join("config.toml").exists()
     }
 
     fn at(root: &Path) -> Self {
