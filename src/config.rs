@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::sources::DatasetKind;
 
+mod memory;
+mod validate;
+
+pub use memory::{MemoryEstimate, available_memory};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
@@ -252,162 +257,6 @@ impl ExperimentConfig {
             .try_into()
             .map_err(|e: toml::de::Error| err(&e.to_string().trim().replace('\n', " ")))?;
         Ok(())
-    }
-
-    /// Every problem with this config; empty when it can be trained.
-    pub fn validate(&self) -> Vec<Problem> {
-        let mut p = Vec::new();
-        let mut bad = |field: &str, message: String| {
-            p.push(Problem {
-                field: field.into(),
-                message,
-            })
-        };
-        let ae = &self.autoencoder;
-        if ae.channels.is_empty() || ae.channels.len() > 2 {
-            bad(
-                "autoencoder.channels",
-                "needs 1 or 2 levels (each halves 28×28: 14, then 7)".into(),
-            );
-        }
-        if ae.channels.contains(&0) {
-            bad(
-                "autoencoder.channels",
-                "channel counts must be at least 1".into(),
-            );
-        }
-        if ae.cabs_per_level.len() != ae.channels.len() {
-            bad(
-                "autoencoder.cabs_per_level",
-                format!("needs one entry per level ({})", ae.channels.len()),
-            );
-        }
-        if ae.attention_reduction == 0 {
-            bad(
-                "autoencoder.attention_reduction",
-                "must be at least 1".into(),
-            );
-        } else if ae.channels.iter().any(|&c| c / ae.attention_reduction == 0) {
-            bad(
-                "autoencoder.attention_reduction",
-                "is larger than a level's channel count".into(),
-            );
-        }
-        let [lc, lh, lw] = ae.latent_shape;
-        if ae.latent_dim == 0 {
-            bad("autoencoder.latent_dim", "must be at least 1".into());
-        }
-        if lc * lh * lw != ae.latent_dim {
-            bad(
-                "autoencoder.latent_shape",
-                format!(
-                    "{lc}×{lh}×{lw} = {} must equal latent_dim {}",
-                    lc * lh * lw,
-                    ae.latent_dim
-                ),
-            );
-        }
-        let u = &self.unet;
-        let levels = u.channels.len();
-        if levels == 0 {
-            bad("unet.channels", "needs at least one level".into());
-        }
-        if u.channels.contains(&0) {
-            bad("unet.channels", "channel counts must be at least 1".into());
-        }
-        for (name, len) in [
-            ("unet.down_blocks", u.down_blocks.len()),
-            ("unet.up_blocks", u.up_blocks.len()),
-            ("unet.attention", u.attention.len()),
-        ] {
-            if len != levels {
-                bad(name, format!("needs one entry per level ({levels})"));
-            }
-        }
-        if levels > 0 {
-            let factor = 1usize << (levels - 1);
-            if lh % factor != 0 || lw % factor != 0 {
-                bad(
-                    "unet.channels",
-                    format!(
-                        "{levels} levels halve the latent {lh}×{lw} {} times; it must divide by {factor}",
-                        levels - 1
-                    ),
-                );
-            }
-        }
-        if u.heads == 0 || u.head_dim == 0 {
-            bad("unet.heads", "heads and head_dim must be at least 1".into());
-        }
-        if u.time_dim < 4 || u.time_dim % 2 != 0 {
-            bad("unet.time_dim", "must be an even number ≥ 4".into());
-        }
-        if u.groups == 0 {
-            bad("unet.groups", "must be at least 1".into());
-        } else {
-            for &c in &u.channels {
-                let g = u.groups.min(c);
-                if c % g != 0 {
-                    bad(
-                        "unet.groups",
-                        format!("{c} channels do not split into {g} groups"),
-                    );
-                }
-            }
-        }
-        let d = &self.diffusion;
-        if d.timesteps < 2 || d.timesteps > 100_000 {
-            bad("diffusion.timesteps", "must be between 2 and 100000".into());
-        }
-        if !(d.beta_start > 0.0 && d.beta_start < d.beta_end && d.beta_end < 1.0) {
-            bad(
-                "diffusion.beta_start",
-                "need 0 < beta_start < beta_end < 1".into(),
-            );
-        }
-        if !(0.0..1.0).contains(&d.ema_decay) {
-            bad(
-                "diffusion.ema_decay",
-                "must be in [0, 1) (0 disables EMA)".into(),
-            );
-        }
-        let s = &self.sampling;
-        if s.steps == 0 || s.steps > d.timesteps {
-            bad(
-                "sampling.steps",
-                format!("must be between 1 and timesteps ({})", d.timesteps),
-            );
-        }
-        if !(0.0..=1.0).contains(&s.eta) {
-            bad("sampling.eta", "must be in [0, 1]".into());
-        }
-        for (name, t) in [
-            ("ae_training", &self.ae_training),
-            ("diffusion_training", &self.diffusion_training),
-        ] {
-            if t.epochs == 0 {
-                bad(&format!("{name}.epochs"), "must be at least 1".into());
-            }
-            if t.batch_size == 0 || t.batch_size > 8192 {
-                bad(
-                    &format!("{name}.batch_size"),
-                    "must be between 1 and 8192".into(),
-                );
-            }
-            if !(t.lr > 0.0 && t.lr < 1.0) {
-                bad(&format!("{name}.lr"), "must be in (0, 1)".into());
-            }
-            if !(t.grad_clip >= 0.0) || !t.grad_clip.is_finite() {
-                bad(
-                    &format!("{name}.grad_clip"),
-                    "must be ≥ 0 (0 disables clipping)".into(),
-                );
-            }
-        }
-        if self.checkpoint.log_every == 0 {
-            bad("checkpoint.log_every", "must be at least 1".into());
-        }
-        p
     }
 
     /// Parse, apply overrides, and validate in one go.

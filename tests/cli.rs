@@ -74,7 +74,10 @@ fn an_invalid_config_lists_one_line_per_problem() {
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
     assert_eq!(lines.len(), 3, "{err}");
-    assert!(err.contains("ae_training.lr: must be in (0, 1)"), "{err}");
+    assert!(
+        err.contains("ae_training.lr: -1 is outside the allowed range (0, 1)"),
+        "{err}"
+    );
     assert!(
         err.contains("unet.heads") && err.contains("sampling.eta"),
         "{err}"

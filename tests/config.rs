@@ -87,5 +87,190 @@ fn validate_names_every_bad_field() {
     let err = ExperimentConfig::load(Some("seed"), None, &["unet.groups=0".into()])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("unet.groups: must be at least 1"), "{err}");
+    assert!(
+        err.contains("unet.groups: 0 is outside the allowed range 1..=1024"),
+        "{err}"
+    );
+}
+
+/// Every leaf of a TOML document (and every element of its lists) as a path
+/// of keys and indexes. Walks the serialised config, so a new field is
+/// covered without editing the tests below.
+fn leaf_paths(value: &toml::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                path.push(k.clone());
+                leaf_paths(v, path, out);
+                path.pop();
+            }
+        }
+        toml::Value::Array(items) => {
+            out.push(path.clone());
+            for (i, v) in items.iter().enumerate() {
+                path.push(format!("#{i}"));
+                leaf_paths(v, path, out);
+                path.pop();
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+fn set_path(doc: &mut toml::Value, path: &[String], value: toml::Value) {
+    let mut slot = doc;
+    for part in path {
+        slot = match part.strip_prefix('#') {
+            Some(i) => &mut slot.as_array_mut().unwrap()[i.parse::<usize>().unwrap()],
+            None => slot.as_table_mut().unwrap().get_mut(part).unwrap(),
+        };
+    }
+    *slot = value;
+}
+
+fn hostile_values() -> Vec<toml::Value> {
+    use toml::Value::*;
+    let ints = |v: &[i64]| Array(v.iter().map(|&i| Integer(i)).collect());
+    vec![
+        Integer(0),
+        Integer(-1),
+        Integer(1),
+        Integer(3),
+        Integer(1 << 40),
+        Integer(i64::MAX),
+        Integer(i64::MIN),
+        Float(0.0),
+        Float(-1.0),
+        Float(f64::NAN),
+        Float(f64::INFINITY),
+        Float(f64::NEG_INFINITY),
+        Float(1e300),
+        Float(1e-300),
+        String(std::string::String::new()),
+        String("../../x\u{7}".into()),
+        String("x".repeat(10_000)),
+        Boolean(true),
+        Array(vec![]),
+        ints(&[0]),
+        ints(&[16, 0, 64]),
+        ints(&[i64::MAX]),
+        ints(&[-1, 2]),
+        ints(&[1; 40]),
+        Array(vec![String("a".into())]),
+        Table(Default::default()),
+    ]
+}
+
+#[test]
+fn hostile_values_in_every_field_are_errors_never_panics() {
+    let mut checked = 0;
+    for preset in ["seed", "quick", "large"] {
+        let cfg = ExperimentConfig::preset(preset).unwrap();
+        let doc = toml::Value::try_from(&cfg).unwrap();
+        let mut paths = Vec::new();
+        leaf_paths(&doc, &mut Vec::new(), &mut paths);
+        assert!(paths.len() > 40, "{} leaves", paths.len());
+        for path in &paths {
+            for value in hostile_values() {
+                let mut bad = doc.clone();
+                set_path(&mut bad, path, value.clone());
+                let outcome = std::panic::catch_unwind(|| {
+                    let text = toml::to_string(&bad).unwrap_or_default();
+                    match ExperimentConfig::from_toml(&text, "hostile.toml") {
+                        Ok(cfg) => {
+                            let problems = cfg.validate();
+                            for p in &problems {
+                                assert!(!p.field.is_empty() && !p.message.contains('\n'));
+                            }
+                            // Accepted values stay within what this machine can train.
+                            if problems.is_empty() {
+                                let est = latentlab::config::MemoryEstimate::of(&cfg).unwrap();
+                                assert!(est.peak_bytes() < 64 << 30, "{est:?}");
+                            }
+                        }
+                        Err(e) => assert!(e.to_string().contains("hostile.toml")),
+                    }
+                });
+                assert!(
+                    outcome.is_ok(),
+                    "{preset}: {} = {value} panicked",
+                    path.join(".")
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 3000, "{checked} cases");
+}
+
+#[test]
+fn bad_values_name_the_field_the_value_and_the_allowed_range() {
+    for (set, field, expect) in [
+        (
+            "unet.channels=[16,0,64]",
+            "unet.channels",
+            "entry 0 of [16, 0, 64] is outside the allowed range 1..=2048",
+        ),
+        (
+            "unet.time_dim=100000",
+            "unet.time_dim",
+            "100000 must be an even number in the allowed range 4..=4096",
+        ),
+        (
+            "unet.heads=9223372036854775807",
+            "unet.heads",
+            "9223372036854775807 is outside the allowed range 1..=64",
+        ),
+        (
+            "autoencoder.latent_shape=[4611686018427387904, 4, 4]",
+            "autoencoder.latent_shape",
+            "outside the allowed range 1..=128",
+        ),
+        (
+            "diffusion.ema_decay=nan",
+            "diffusion.ema_decay",
+            "NaN is outside the allowed range [0, 1)",
+        ),
+        (
+            "ae_training.grad_clip=inf",
+            "ae_training.grad_clip",
+            "inf is outside the allowed range [0, 1000000]",
+        ),
+    ] {
+        let err = ExperimentConfig::load(Some("quick"), None, &[set.to_string()])
+            .unwrap_err()
+            .to_string();
+        let line = err
+            .lines()
+            .find(|l| l.trim_start().starts_with(field))
+            .unwrap_or_else(|| panic!("{set}: no line for {field} in {err}"));
+        assert!(line.contains(expect), "{set}: {line}");
+    }
+}
+
+#[test]
+fn a_config_too_big_for_the_machine_is_refused_with_its_estimate() {
+    let mut cfg = ExperimentConfig::preset("quick").unwrap();
+    assert!(cfg.validate_with_memory(Some(1 << 30)).is_empty());
+    cfg.apply_override("unet.channels=[1024, 2048, 2048]")
+        .unwrap();
+    cfg.apply_override("diffusion_training.batch_size=8192")
+        .unwrap();
+    let problems = cfg.validate_with_memory(Some(16 << 30));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let p = &problems[0];
+    assert_eq!(p.field, "diffusion_training.batch_size");
+    assert!(
+        p.message.contains("GiB") && p.message.contains("16.0 GiB is available"),
+        "{p}"
+    );
+    // The same config passes where the memory is (nominally) there.
+    assert!(cfg.validate_with_memory(Some(u64::MAX)).is_empty());
+}
+
+#[test]
+fn parameter_estimates_match_the_seed_architecture() {
+    use latentlab::config::MemoryEstimate;
+    let seed = MemoryEstimate::of(&ExperimentConfig::preset("seed").unwrap()).unwrap();
+    assert_eq!((seed.ae_params, seed.unet_params), (224_945, 624_097));
 }

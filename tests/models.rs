@@ -27,6 +27,11 @@ fn every_preset_builds_and_runs_a_forward_pass() {
         let cfg = ExperimentConfig::preset(name).unwrap();
         assert!(cfg.validate().is_empty(), "{name}: {:?}", cfg.validate());
         let ae = Autoencoder::new(&cfg.autoencoder, &device);
+        // The memory check's parameter counts are exact for every preset.
+        let estimate = latentlab::config::MemoryEstimate::of(&cfg).unwrap();
+        assert_eq!(estimate.ae_params, ae.num_params() as u64, "{name}");
+        let unet = Unet::new(&cfg.unet, cfg.autoencoder.latent_shape[0], &device);
+        assert_eq!(estimate.unet_params, unet.num_params() as u64, "{name}");
         let pixels: Vec<f32> = (0..2 * 784).map(|i| (i % 29) as f32 / 29.0).collect();
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [2, 1, 28, 28]), &device);
         let z = ae.encode(x);

@@ -129,7 +129,7 @@ fn an_invalid_hyper_parameter_disables_start_and_says_why() {
         .set_text_value_accesskit("0");
     h.run();
     assert!(h.get_by_label("Start").accesskit_node().is_disabled());
-    h.get_by_label_contains("Cannot start: ae_training.lr: must be in (0, 1)");
+    h.get_by_label_contains("Cannot start: ae_training.lr: 0 is outside the allowed range (0, 1)");
     // Text that is not a number is reported as such, next to its field.
     h.get_by_label("ae_training.batch_size")
         .set_text_value_accesskit("many");

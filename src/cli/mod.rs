@@ -110,7 +110,10 @@ impl From<crate::backend::BackendError> for CliError {
 
 impl From<crate::train::checkpoint::CheckpointError> for CliError {
     fn from(e: crate::train::checkpoint::CheckpointError) -> Self {
-        Self::failed(e.to_string())
+        match e {
+            crate::train::checkpoint::CheckpointError::Config { .. } => Self::usage(e.to_string()),
+            _ => Self::failed(e.to_string()),
+        }
     }
 }
 

@@ -82,6 +82,10 @@ pub enum CheckpointError {
     Io { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// The run's config.toml cannot be read as a valid config: bad input,
+    /// not a failure (exit code 2 on the command line).
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -228,7 +232,7 @@ impl RunDir {
                     .into(),
             });
         }
-        let invalid = |message: String| CheckpointError::Invalid {
+        let invalid = |message: String| CheckpointError::Config {
             path: cfg_path.clone(),
             message,
         };
