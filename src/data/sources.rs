@@ -621,7 +621,9 @@ fn download_one(
 ) -> Result<PathBuf, Vec<(String, String)>> {
     let base = spec.role.base_name();
     let name = format!("{base}.gz");
-    let part = dir.join(format!("{name}.part"));
+    // A name of its own: two processes downloading the same file must not
+    // truncate each other's bytes (a shared name could publish a corrupt file).
+    let part = dir.join(unique_part_name(&name));
     let mut attempts = Vec::new();
     for mirror in mirrors {
         let url = format!("{mirror}{name}");
@@ -646,6 +648,14 @@ fn download_one(
         }
     }
     Err(attempts)
+}
+
+/// `<name>.<pid>-<n>.part`: unique to this process and call.
+fn unique_part_name(name: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{name}.{}-{n}.part", std::process::id())
 }
 
 /// Streams `url` into `part`, fsyncs it and verifies its digest.
@@ -674,7 +684,11 @@ fn fetch_to_part(
         })
     };
     let write_err = |e: io::Error| format!("could not write {}: {e}", part.display());
-    let mut file = fs::File::create(part).map_err(write_err)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(part)
+        .map_err(write_err)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut done: u64 = 0;
@@ -1299,6 +1313,77 @@ mod tests {
         let p = download_one(&spec, tmp.path(), &["http://m/"], &f, &no_progress).unwrap();
         assert!(p.ends_with("train-labels-idx1-ubyte"));
         assert_eq!(fs::read(&p).unwrap(), raw);
+    }
+
+    /// Serves `body`; the first download waits at its end until the second
+    /// has started writing, the second then stalls so the first publishes.
+    struct GatedFetcher {
+        body: Vec<u8>,
+        first: bool,
+        gate: std::sync::Arc<std::sync::Barrier>,
+    }
+
+    struct GatedBody {
+        inner: io::Cursor<Vec<u8>>,
+        first: bool,
+        gate: Option<std::sync::Arc<std::sync::Barrier>>,
+    }
+
+    impl Read for GatedBody {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.first
+                && let Some(g) = self.gate.take()
+            {
+                g.wait();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            let n = self.inner.read(buf)?;
+            if n == 0
+                && self.first
+                && let Some(g) = self.gate.take()
+            {
+                g.wait();
+            }
+            Ok(n)
+        }
+    }
+
+    impl Fetcher for GatedFetcher {
+        fn open(&self, _url: &str) -> Result<(Box<dyn Read>, Option<u64>), String> {
+            let body = GatedBody {
+                inner: io::Cursor::new(self.body.clone()),
+                first: self.first,
+                gate: Some(self.gate.clone()),
+            };
+            Ok((Box::new(body), Some(self.body.len() as u64)))
+        }
+    }
+
+    #[test]
+    fn concurrent_downloads_of_one_file_never_publish_a_torn_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = tiny_checksums()[0];
+        let body = gzip_bytes(&tiny_raw()[0]).unwrap();
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let run = |first: bool| {
+            let (dir, body, gate) = (tmp.path().to_path_buf(), body.clone(), gate.clone());
+            std::thread::spawn(move || {
+                let f = GatedFetcher { body, first, gate };
+                let p = download_one(&spec, &dir, &["http://m/"], &f, &no_progress);
+                // Read what was published at once, as another process would.
+                p.map(|p| fs::read(p).unwrap())
+            })
+        };
+        let (a, b) = (run(true), run(false));
+        let published = a.join().unwrap().expect("the first download succeeds");
+        assert_eq!(published, body, "the published file is the whole download");
+        assert_eq!(b.join().unwrap().expect("so does the second"), body);
+        let leftovers: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
