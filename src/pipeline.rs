@@ -8,7 +8,7 @@ use burn::prelude::*;
 
 use crate::config::ExperimentConfig;
 use crate::diffusion::NoiseSchedule;
-use crate::diffusion::sampler::{self, Cancelled, SampleRequest, to_vec};
+use crate::diffusion::sampler::{self, SampleError, SampleRequest, to_vec};
 use crate::metrics::ImageMetrics;
 use crate::model::{Autoencoder, Unet};
 use crate::train::checkpoint::{CheckpointError, RunDir, TrainState};
@@ -18,6 +18,17 @@ pub const SIDE: usize = 28;
 pub const PIXELS: usize = SIDE * SIDE;
 /// Images per forward pass when evaluating: bounds memory, keeps batches large.
 const CHUNK: usize = 500;
+/// Decoded denoising frames kept by one generation, at most: the scrubber
+/// needs no more, and memory stays bounded whatever T and N are.
+pub const MAX_CAPTURE_FRAMES: usize = 1000;
+pub const MAX_CAPTURE_BYTES: usize = 256 << 20;
+
+/// How many frames of `n` samples fit the capture budget: each keeps x_t and
+/// x̂0 as latents and as decoded images, in f32.
+pub fn capture_cap(n: usize, latent_dim: usize) -> usize {
+    let per_frame = n.max(1) * 2 * (latent_dim + PIXELS) * 4;
+    (MAX_CAPTURE_BYTES / per_frame).clamp(2, MAX_CAPTURE_FRAMES)
+}
 
 /// Reconstructions, latents and per-image metrics of a set of images.
 pub struct Reconstruction {
@@ -91,11 +102,43 @@ pub struct LatentDiffusion {
 
 impl LatentDiffusion {
     /// Load the autoencoder and the U-Net (its EMA weights when the run
-    /// kept them) from `dir`'s last checkpoint.
+    /// kept them) from `dir`'s last checkpoint. A trainer may swap in a new
+    /// checkpoint while this reads: both models must come from one
+    /// checkpoint, so a read during which state.json changed is done again.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, CheckpointError> {
-        let (run, cfg, state) = RunDir::open(dir)?;
+        const ATTEMPTS: u64 = 8;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (run, cfg, state) = RunDir::open(dir)?;
+            let loaded = Self::load_from(&run, cfg, state.clone(), device);
+            // Same state after both models as before them: no save
+            // swapped checkpoints in between.
+            let unchanged = run.read_state().ok() == Some(state);
+            match loaded {
+                Ok(model) if unchanged => return Ok(model),
+                Err(e) if unchanged || attempt == ATTEMPTS => return Err(e),
+                Ok(_) if attempt == ATTEMPTS => {
+                    return Err(CheckpointError::Invalid {
+                        path: dir.to_path_buf(),
+                        message: "the checkpoint kept changing while it was read (a trainer \
+                                  saving very often?); try again"
+                            .into(),
+                    });
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(20 * attempt)),
+            }
+        }
+    }
+
+    fn load_from(
+        run: &RunDir,
+        cfg: ExperimentConfig,
+        state: Option<TrainState>,
+        device: &Device,
+    ) -> Result<Self, CheckpointError> {
         let state = state.ok_or_else(|| CheckpointError::Invalid {
-            path: dir.to_path_buf(),
+            path: run.root().to_path_buf(),
             message: "has no checkpoint yet; train it first (latentlab train --run-dir DIR)".into(),
         })?;
         let ae = run.load_module(Autoencoder::new(&cfg.autoencoder, device), "autoencoder")?;
@@ -137,7 +180,7 @@ impl LatentDiffusion {
         &self,
         req: &SampleRequest,
         progress: &mut dyn FnMut(usize, usize) -> bool,
-    ) -> Result<(Vec<f32>, Vec<DecodedFrame>), Cancelled> {
+    ) -> Result<(Vec<f32>, Vec<DecodedFrame>), SampleError> {
         generate(
             &self.ae,
             &self.unet,
@@ -162,7 +205,7 @@ pub fn generate(
     req: &SampleRequest,
     device: &Device,
     progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<(Vec<f32>, Vec<DecodedFrame>), Cancelled> {
+) -> Result<(Vec<f32>, Vec<DecodedFrame>), SampleError> {
     let out = sampler::sample(unet, schedule, latent_shape, req, device, progress)?;
     let images = decode_scaled(ae, &to_vec(out.latents), scale, device);
     let frames = out

@@ -37,15 +37,20 @@ pub struct ClassifierInfo {
     pub test_accuracy: f64,
 }
 
-/// Cache location, e.g. ~/.cache/latentlab/classifier/mnist-9000.bpk: one
-/// per dataset and training-set size, so the offline subset and the full set
-/// never share a classifier.
+/// Cache location, e.g. ~/.cache/latentlab/classifier/mnist-9000-<hash>.bpk:
+/// one per training set (kind, size and a hash of its content), so the
+/// offline subset, the full set and a user's own IDX files never share one.
 pub fn cache_stem(data: &Dataset) -> PathBuf {
     dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("latentlab")
         .join("classifier")
-        .join(format!("{}-{}", data.kind.name(), data.train_len()))
+        .join(format!(
+            "{}-{}-{:016x}",
+            data.kind.name(),
+            data.train_len(),
+            data.train_hash()
+        ))
 }
 
 /// Default epochs: about 150k training images seen, and at least 8 passes
@@ -207,8 +212,7 @@ pub fn load_cached(
         &std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?,
     )
     .map_err(|e| format!("{}: {e}; delete it to retrain", json.display()))?;
-    let model = Classifier::new(device)
-        .try_load_file(&bpk)
+    let model = crate::train::checkpoint::load_into(Classifier::new(device), &bpk)
         .map_err(|e| format!("{}: {e}; delete it to retrain", bpk.display()))?;
     Ok(Some((model, info)))
 }
@@ -248,7 +252,14 @@ pub fn score(
     samples: &[f32],
     reference: &[f32],
     device: &Device,
-) -> SampleScores {
+) -> Result<SampleScores, String> {
+    let (n_samples, n_reference) = (samples.len() / 784, reference.len() / 784);
+    if n_samples < 2 || n_reference < 2 {
+        return Err(format!(
+            "cFID fits a Gaussian to each side and needs at least 2 images on each: got \
+             {n_samples} samples and {n_reference} reference images"
+        ));
+    }
     let (fs, ps) = features_and_probs(model, samples, device);
     let (fr, _) = features_and_probs(model, reference, device);
     let (m1, c1) = frechet::moments(&fs, model::FEATURES);
@@ -269,10 +280,31 @@ pub fn score(
             -p * p.ln()
         })
         .sum();
-    SampleScores {
+    Ok(SampleScores {
         cfid: frechet::frechet_distance(&m1, &c1, &m2, &c2),
         confidence: confidence / n as f64,
         class_entropy: entropy / 10f64.ln(),
         n_samples: n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_follows_the_training_data_not_just_its_size() {
+        let data = |pixel: u8| Dataset {
+            kind: crate::data::DatasetKind::Mnist,
+            train_images: vec![pixel; 2 * 784],
+            train_labels: vec![1, 2],
+            test_images: vec![0; 784],
+            test_labels: vec![3],
+            rows: 28,
+            cols: 28,
+            source: "test".into(),
+        };
+        assert_eq!(cache_stem(&data(7)), cache_stem(&data(7)));
+        assert_ne!(cache_stem(&data(7)), cache_stem(&data(8)));
     }
 }

@@ -56,18 +56,22 @@ impl Dataset {
     /// A short identity of the training split: kind, size and an FNV-1a
     /// hash of its images and labels.
     pub fn fingerprint(&self) -> String {
-        let hash = self
-            .train_images
-            .iter()
-            .chain(&self.train_labels)
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-            });
+        let hash = self.train_hash();
         format!(
             "{} · {} training images · {hash:016x}",
             self.kind.name(),
             self.train_len()
         )
+    }
+
+    /// FNV-1a of the training images and labels: which data a model saw.
+    pub fn train_hash(&self) -> u64 {
+        self.train_images
+            .iter()
+            .chain(&self.train_labels)
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            })
     }
 
     /// Scales bytes to [0, 1] floats (v / 255).

@@ -95,16 +95,56 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// Write `bytes` to `path` via a temporary sibling and a rename.
+/// Write `bytes` to `path` via a temporary sibling and a rename, both
+/// made durable (the file's data, then the directory entry).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
     ));
-    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
+    let written = (|| {
+        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))
+    })();
+    if let Err(e) = written {
+        // A full disk or a file-size limit: leave no half-written file.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_parent(path)
+}
+
+/// Make a rename or a new entry in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+fn sync_parent(path: &Path) -> Result<(), CheckpointError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => Ok(()),
+    }
+}
+
+/// Fault injection for the crash tests: with `LATENTLAB_CRASH_AT=N` the
+/// process aborts, as a kill would end it, at the N-th point of checkpoint
+/// writing it reaches (after each file, each rename). Unset, it costs one
+/// relaxed load per point.
+fn crash_point() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static REACHED: AtomicU64 = AtomicU64::new(0);
+    let at = AT.get_or_init(|| std::env::var("LATENTLAB_CRASH_AT").ok()?.parse().ok());
+    if let Some(at) = at
+        && REACHED.fetch_add(1, Ordering::Relaxed) + 1 == *at
+    {
+        std::process::abort();
+    }
 }
 
 /// What a checkpoint holds; the optimizers and diffusion parts are absent
@@ -248,7 +288,10 @@ impl RunDir {
         Ok(cfg)
     }
 
-    fn read_state(&self) -> Result<Option<TrainState>, CheckpointError> {
+    /// The state of the checkpoint this reader looks at, read again: a
+    /// reader compares it with what `open` returned to know that no save
+    /// replaced the checkpoint meanwhile.
+    pub fn read_state(&self) -> Result<Option<TrainState>, CheckpointError> {
         let state_path = self.read_from.join("state.json");
         if !state_path.exists() {
             if self.read_from.exists() {
@@ -323,31 +366,46 @@ impl RunDir {
             fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
         }
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        crash_point();
         save_module(parts.autoencoder, &tmp, "autoencoder")?;
+        crash_point();
         if let Some(opt) = parts.ae_optim {
             opt.save(&tmp.join("autoencoder.adam"))?;
+            crash_point();
         }
         if let Some(unet) = parts.unet {
             save_module(unet, &tmp, "unet")?;
+            crash_point();
         }
         if let Some(opt) = parts.unet_optim {
             opt.save(&tmp.join("unet.adam"))?;
+            crash_point();
         }
         if let Some(ema) = parts.unet_ema {
             save_module(ema, &tmp, "unet_ema")?;
+            crash_point();
         }
-        // state.json last: a directory without it is never taken as complete.
+        // Every file's data reaches the disk before state.json names the
+        // directory complete: a power cut cannot leave a complete-looking
+        // checkpoint with empty weights.
+        sync_files_in(&tmp)?;
         let state = serde_json::to_string_pretty(parts.state).expect("state serialises");
         write_atomic(&tmp.join("state.json"), state.as_bytes())?;
+        crash_point();
         if old.exists() {
             fs::remove_dir_all(&old).map_err(io_err(&old))?;
+            crash_point();
         }
         if cur.exists() {
             fs::rename(&cur, &old).map_err(io_err(&cur))?;
+            crash_point();
         }
         fs::rename(&tmp, &cur).map_err(io_err(&cur))?;
+        sync_dir(&self.root)?;
+        crash_point();
         if old.exists() {
             fs::remove_dir_all(&old).map_err(io_err(&old))?;
+            crash_point();
         }
         Ok(cur)
     }
@@ -363,15 +421,13 @@ impl RunDir {
                 message: format!("the checkpoint has no {name} weights (was that stage trained?)"),
             });
         }
-        module
-            .try_load_file(&path)
-            .map_err(|e| CheckpointError::Invalid {
-                path,
-                message: format!(
-                    "cannot load these weights ({e}); the file is damaged or was written for a \
+        load_into(module, &path).map_err(|e| CheckpointError::Invalid {
+            path,
+            message: format!(
+                "cannot load these weights ({e}); the file is damaged or was written for a \
                  different model configuration than config.toml describes"
-                ),
-            })
+            ),
+        })
     }
 
     /// Restore `optim`'s state from `name.adam` for a model of `params` parameters.
@@ -425,6 +481,27 @@ impl RunDir {
     }
 }
 
+/// Load a burnpack file into `module`, reading it whole first. Burn's own
+/// `try_load_file` reads tensor data lazily from the file, so a module
+/// loaded from a checkpoint that a trainer later replaces would fail (panic)
+/// on first use.
+pub fn load_into<M: Module>(module: M, path: &Path) -> Result<M, String> {
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| e.to_string())?;
+    module.try_load_record(record).map_err(|e| e.to_string())
+}
+
+fn sync_files_in(dir: &Path) -> Result<(), CheckpointError> {
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&path))?;
+    }
+    sync_dir(dir)
+}
+
 fn save_module<M: Module>(module: &M, dir: &Path, name: &str) -> Result<(), CheckpointError> {
     let bpk = dir.join(format!("{name}.bpk"));
     module
@@ -453,4 +530,55 @@ fn save_module<M: Module>(module: &M, dir: &Path, name: &str) -> Result<(), Chec
         fs::set_permissions(&st, fs::Permissions::from_mode(0o644)).map_err(io_err(&st))?;
     }
     Ok(())
+}
+
+/// A new run directory under `runs` for an experiment called `name`:
+/// `<name>-<UTC time>`, with anything but letters, digits, `-` and `_`
+/// replaced, so a name such as `../../x` stays inside `runs`; `-2`, `-3`, …
+/// when that directory exists. One rule for the CLI and the window.
+pub fn fresh_run_dir(runs: &Path, name: &str) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = format!("{safe}-{}", utc_stamp());
+    let mut dir = runs.join(&base);
+    let mut k = 2;
+    while dir.exists() {
+        dir = runs.join(format!("{base}-{k}"));
+        k += 1;
+    }
+    dir
+}
+
+/// "20261129-115301" in UTC, without a date-time dependency.
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
