@@ -111,11 +111,36 @@ pub fn save_gif(
     write_atomic(path, &gif_bytes(frames, delay_ms, 1500))
 }
 
-/// Load an image file as grayscale [0, 1] floats with its size.
-pub fn load_gray(path: &Path) -> Result<(Vec<f32>, u32, u32), String> {
-    let img = image::open(path)
-        .map_err(|e| format!("{}: cannot read the image ({e})", path.display()))?
-        .to_luma8();
+/// The default cap on an image's pixel count for `load_gray` (4096×4096):
+/// a small compressed PNG can declare a size that needs gigabytes decoded.
+pub const MAX_IMAGE_PIXELS: u64 = 4096 * 4096;
+
+/// Load an image file as grayscale [0, 1] floats with its size. Its header
+/// is read first: an image over `max_pixels` is refused before decoding.
+pub fn load_gray(path: &Path, max_pixels: u64) -> Result<(Vec<f32>, u32, u32), String> {
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("{}: cannot read the image ({e})", path.display());
+    let reader = || -> Result<_, String> {
+        image::ImageReader::open(path)
+            .map_err(|e| cannot(&e))?
+            .with_guessed_format()
+            .map_err(|e| cannot(&e))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(|e| cannot(&e))?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > max_pixels {
+        return Err(format!(
+            "{}: {w}×{h} is {pixels} pixels, over the cap of {max_pixels}; raise it with \
+             --max-pixels if the machine has the memory",
+            path.display()
+        ));
+    }
+    let mut limits = image::Limits::default();
+    // Decoded RGBA16 at most, plus the luma copy.
+    limits.max_alloc = Some(pixels.saturating_mul(12).max(1 << 20));
+    let mut reader = reader()?;
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| cannot(&e))?.to_luma8();
     let (w, h) = img.dimensions();
     Ok((img.pixels().map(|p| p[0] as f32 / 255.0).collect(), w, h))
 }

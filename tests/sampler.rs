@@ -131,3 +131,90 @@ fn clipping_bounds_every_x0_estimate_and_the_result() {
         "an untrained model's samples exceed the bound"
     );
 }
+
+#[test]
+fn a_schedule_that_drives_alpha_bar_to_zero_is_refused_not_sampled_into_nan() {
+    // β 1e-4 → 0.5 over 1000 steps: ᾱ_T underflows to 0 in f32, and DDIM
+    // without x̂0 clipping divides by √ᾱ_T.
+    let mut cfg = common::tiny_config();
+    cfg.apply_override("diffusion.timesteps=1000").unwrap();
+    cfg.apply_override("diffusion.beta_end=0.5").unwrap();
+    let problems = cfg.validate();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "diffusion.beta_end" && p.message.contains("√ᾱ_T")),
+        "{problems:?}"
+    );
+    // The sampler itself reports divergence instead of returning NaN.
+    let (unet, _) = setup();
+    let s = NoiseSchedule::new(&cfg.diffusion);
+    let req = request(SamplerKind::Ddim, 5);
+    let err = sample(
+        &unet,
+        &s,
+        [1, 4, 4],
+        &req,
+        &common::device(),
+        &mut |_, _| true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("NaN or infinite"), "{err}");
+    // Starting noise of the wrong length is an error, not a panic.
+    let mut wrong = request(SamplerKind::Ddim, 5);
+    wrong.initial = Some(vec![0.0; 7]);
+    let (unet, s) = setup();
+    let err = sample(
+        &unet,
+        &s,
+        [1, 4, 4],
+        &wrong,
+        &common::device(),
+        &mut |_, _| true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("7 values"), "{err}");
+}
+
+#[test]
+fn a_capture_keeps_an_even_spread_within_its_cap() {
+    let visits: Vec<usize> = (0..100_000).rev().collect();
+    let Capture::At(kept) = Capture::spread(&visits, 1000) else {
+        panic!("a set of timesteps")
+    };
+    assert_eq!(kept.len(), 1000);
+    assert!(
+        kept.contains(&99_999) && kept.contains(&0),
+        "first and last"
+    );
+    let gaps: Vec<usize> = kept
+        .iter()
+        .zip(kept.iter().skip(1))
+        .map(|(a, b)| b - a)
+        .collect();
+    assert!(gaps.iter().all(|&g| (99..=101).contains(&g)), "even");
+    // Short chains keep every step.
+    let Capture::At(all) = Capture::spread(&[9, 5, 0], 1000) else {
+        panic!()
+    };
+    assert_eq!(all.len(), 3);
+    // The window's budget: DDPM over 100,000 steps with 64 samples stays
+    // within 256 MiB of frames; one sample keeps the 1,000-frame maximum.
+    use latentlab::pipeline::{MAX_CAPTURE_BYTES, MAX_CAPTURE_FRAMES, PIXELS, capture_cap};
+    let cap = capture_cap(64, 64);
+    assert!(
+        cap * 64 * 2 * (64 + PIXELS) * 4 <= MAX_CAPTURE_BYTES && cap > 100,
+        "{cap}"
+    );
+    assert_eq!(capture_cap(1, 64), MAX_CAPTURE_FRAMES);
+    // And the sampler captures exactly what was asked.
+    let (unet, s) = setup();
+    let mut req = request(SamplerKind::Ddpm, 1);
+    let visits = latentlab::diffusion::sampler::visited_timesteps(s.len(), &req);
+    req.capture = Capture::spread(&visits, 7);
+    let frames = run(&unet, &s, &req).1;
+    assert_eq!(frames.len(), 7);
+    assert_eq!((frames[0].t, frames[6].t), (visits[0], 0));
+}

@@ -35,11 +35,22 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
     if args.samples.is_some_and(|n| !(2..=100_000).contains(&n)) {
-        return Err(CliError::usage("--samples: must be between 2 and 100000"));
+        return Err(CliError::usage(
+            "--samples: must be between 2 and 100000 (cFID needs at least two; all of them are \
+             kept in memory at once)",
+        ));
     }
     let (_, device) = common::device(backend)?;
     let model = LatentDiffusion::load(&args.run, &device)?;
     let data: Dataset = common::load_dataset(model.cfg.dataset, args.data_dir.as_deref())?;
+    if args.samples.is_some() && data.test_len() < 2 {
+        return Err(CliError::usage(format!(
+            "--samples: cFID compares the samples with the test split, which needs at least 2 \
+             images; {} has {}",
+            data.source,
+            data.test_len()
+        )));
+    }
     let dev = DeviceData::new(&data, &device);
     let rec = pipeline::reconstruct(&model.ae, &dev.test, &dev.test_pixels, dev.test_len);
     let s = rec.summary();
@@ -52,7 +63,8 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
             let (clf, info) = super::classifier::load_or_train(&data, &device)?;
             let req = args.sampler.request(&model, n)?;
             let images = generate_batched(&model, &req)?;
-            let scores = classifier::score(&clf, &images, &dev.test_pixels, &device);
+            let scores = classifier::score(&clf, &images, &dev.test_pixels, &device)
+                .map_err(CliError::usage)?;
             json["cfid"] = scores.cfid.into();
             json["confidence"] = scores.confidence.into();
             json["class_entropy"] = scores.class_entropy.into();

@@ -129,6 +129,17 @@ pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliEr
 #[cfg(feature = "gui")]
 pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
     use crate::ui::bench::{self, Phase, PhaseResult};
+    // NaN would never end a phase's timing loop; 0 s measures nothing.
+    for (flag, value, min) in [
+        ("--seconds", args.seconds, 0.1),
+        ("--warmup", args.warmup, 0.0),
+    ] {
+        if !(min..=3600.0).contains(&value) {
+            return Err(CliError::usage(format!(
+                "{flag} {value}: must be a number of seconds in {min}..=3600"
+            )));
+        }
+    }
     prefer_inline_software_rendering();
     match &args.phase {
         Some(name) => {

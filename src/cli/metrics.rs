@@ -17,11 +17,15 @@ pub struct MetricsArgs {
     /// Print JSON (keys: psnr, ssim, ssim_gaussian).
     #[arg(long)]
     pub json: bool,
+    /// Refuse images with more pixels than this (the decoded image and the
+    /// SSIM buffers need about 40 bytes a pixel).
+    #[arg(long, value_name = "N", default_value_t = crate::export::MAX_IMAGE_PIXELS)]
+    pub max_pixels: u64,
 }
 
 pub fn run(args: MetricsArgs) -> Result<(), CliError> {
-    let (a, wa, ha) = load_gray(&args.a).map_err(CliError::usage)?;
-    let (b, wb, hb) = load_gray(&args.b).map_err(CliError::usage)?;
+    let (a, wa, ha) = load_gray(&args.a, args.max_pixels).map_err(CliError::usage)?;
+    let (b, wb, hb) = load_gray(&args.b, args.max_pixels).map_err(CliError::usage)?;
     if (wa, ha) != (wb, hb) {
         return Err(CliError::usage(format!(
             "{} is {wa}×{ha} but {} is {wb}×{hb}; the images must be the same size",

@@ -83,7 +83,11 @@ pub struct SampleArgs {
 
 pub fn run(args: SampleArgs, backend: &BackendArgs) -> Result<(), CliError> {
     if args.n == 0 || args.n > 100_000 {
-        return Err(CliError::usage("--n: must be between 1 and 100000"));
+        return Err(CliError::usage(format!(
+            "--n {}: must be between 1 and 100000 (one command keeps its images in memory; \
+             for more, run it again with another --seed and --out)",
+            args.n
+        )));
     }
     let (_, device) = common::device(backend)?;
     let model = LatentDiffusion::load(&args.run, &device)?;

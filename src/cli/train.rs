@@ -1,7 +1,7 @@
 //! `latentlab train`: run both stages headless with a progress bar and one
 //! summary line per epoch. Ctrl-C saves a checkpoint and stops cleanly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::ProgressBar;
@@ -10,7 +10,7 @@ use super::common::{self, steps_style};
 use super::{BackendArgs, CliError, ConfigArgs};
 use crate::config::ExperimentConfig;
 use crate::data::DatasetKind;
-use crate::train::checkpoint::RunDir;
+use crate::train::checkpoint::{RunDir, fresh_run_dir};
 use crate::train::{Command, Event, Stage, Start, TrainJob, Worker};
 
 #[derive(Debug, Args)]
@@ -44,9 +44,10 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
             if let Some(d) = args.dataset {
                 cfg.dataset = d;
             }
-            let dir = args.run_dir.clone().unwrap_or_else(|| {
-                PathBuf::from("runs").join(format!("{}-{}", cfg.name, utc_stamp()))
-            });
+            let dir = args
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| fresh_run_dir(Path::new("runs"), &cfg.name));
             if dir.join("config.toml").exists() {
                 return Err(CliError::usage(format!(
                     "{} already holds a run; continue it with `latentlab train --resume {}` or pass another --run-dir",
@@ -200,29 +201,4 @@ fn watch(worker: &Worker) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// "20261129-115301" in UTC, without a date-time dependency.
-pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

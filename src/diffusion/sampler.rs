@@ -53,9 +53,18 @@ pub struct SampleOutput {
     pub frames: Vec<Frame>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("sampling was cancelled")]
-pub struct Cancelled;
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SampleError {
+    #[error("sampling was cancelled")]
+    Cancelled,
+    #[error(
+        "sampling diverged: the final latents hold NaN or infinite values; turn on \
+         diffusion.clip_x0, or use a schedule whose √ᾱ_T is not near 0"
+    )]
+    NonFinite,
+    #[error("the starting noise holds {got} values; n × latent_dim is {want}")]
+    InitialLength { got: usize, want: usize },
+}
 
 /// The timesteps DDIM visits, from T−1 down to 0, evenly spaced.
 pub fn ddim_timesteps(total: usize, steps: usize) -> Vec<usize> {
@@ -71,6 +80,32 @@ pub fn ddim_timesteps(total: usize, steps: usize) -> Vec<usize> {
     ts
 }
 
+/// The timesteps `req` visits on a schedule of `total` steps, high t first.
+pub fn visited_timesteps(total: usize, req: &SampleRequest) -> Vec<usize> {
+    match req.sampler {
+        SamplerKind::Ddpm => (0..total).rev().collect(),
+        SamplerKind::Ddim => ddim_timesteps(total, req.steps),
+    }
+}
+
+impl Capture {
+    /// At most `max` of `visits`, evenly spread, always keeping the first
+    /// (pure noise) and the last (t = 0): a long DDPM chain with many
+    /// samples would otherwise capture tens of GB.
+    pub fn spread(visits: &[usize], max: usize) -> Self {
+        let max = max.max(2);
+        if visits.len() <= max {
+            return Capture::At(visits.iter().copied().collect());
+        }
+        let last = visits.len() - 1;
+        Capture::At(
+            (0..max)
+                .map(|k| visits[(k * last).div_ceil(max - 1).min(last)])
+                .collect(),
+        )
+    }
+}
+
 /// Run the reverse process. `progress(done, total)` is called after every
 /// step; returning false cancels.
 pub fn sample(
@@ -80,7 +115,7 @@ pub fn sample(
     req: &SampleRequest,
     device: &Device,
     progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<SampleOutput, Cancelled> {
+) -> Result<SampleOutput, SampleError> {
     let [c, h, w] = latent_shape;
     let dim = c * h * w;
     let n = req.n;
@@ -90,19 +125,17 @@ pub fn sample(
     };
     let mut x = match &req.initial {
         Some(v) => {
-            assert_eq!(
-                v.len(),
-                n * dim,
-                "initial noise must hold n × latent_dim values"
-            );
+            if v.len() != n * dim {
+                return Err(SampleError::InitialLength {
+                    got: v.len(),
+                    want: n * dim,
+                });
+            }
             Tensor::<4>::from_data(TensorData::new(v.clone(), [n, c, h, w]), device)
         }
         None => noise(&mut rng),
     };
-    let visits: Vec<usize> = match req.sampler {
-        SamplerKind::Ddpm => (0..schedule.len()).rev().collect(),
-        SamplerKind::Ddim => ddim_timesteps(schedule.len(), req.steps),
-    };
+    let visits = visited_timesteps(schedule.len(), req);
     let wants = |t: usize| match &req.capture {
         Capture::None => false,
         Capture::All => true,
@@ -158,8 +191,13 @@ pub fn sample(
             }
         };
         if !progress(i + 1, visits.len()) {
-            return Err(Cancelled);
+            return Err(SampleError::Cancelled);
         }
+    }
+    // One host read of the result: a diverged chain is an error, never
+    // silently written NaN images.
+    if to_vec(x.clone()).iter().any(|v| !v.is_finite()) {
+        return Err(SampleError::NonFinite);
     }
     Ok(SampleOutput {
         latents: x.reshape([n, dim]),

@@ -112,7 +112,7 @@ pub fn tsne(
     data: &[f32],
     dim: usize,
     opts: &TsneOptions,
-    snapshot: &mut dyn FnMut(usize, &[[f32; 2]]) -> bool,
+    snapshot: &mut (dyn FnMut(usize, &[[f32; 2]]) -> bool + Send),
 ) -> Result<Vec<[f32; 2]>, Cancelled> {
     let n = data.len().checked_div(dim).unwrap_or(0);
     if n < 8 {
@@ -128,20 +128,31 @@ pub fn tsne(
         .map(|v| v * 1e-4)
         .collect();
     let every = opts.snapshot_every.max(1);
-    let mut tsne: bhtsne::tSNE<f32, &[f32]> = bhtsne::tSNE::new(&rows);
-    tsne.perplexity(perplexity)
-        .epochs(opts.epochs.max(1))
-        .initial_embedding(init);
-    tsne.epoch_callback(|epoch, y| {
-        if (epoch + 1) % every == 0 && !snapshot(epoch + 1, pairs(y).as_slice()) {
-            // resume_unwind skips the panic hook: a quiet, catchable stop.
-            std::panic::resume_unwind(Box::new(Cancelled));
-        }
-    });
     let theta = opts.theta.max(1e-3);
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let fit = move || {
+        let mut tsne: bhtsne::tSNE<f32, &[f32]> = bhtsne::tSNE::new(&rows);
+        tsne.perplexity(perplexity)
+            .epochs(opts.epochs.max(1))
+            .initial_embedding(init);
+        tsne.epoch_callback(|epoch, y| {
+            if (epoch + 1) % every == 0 && !snapshot(epoch + 1, pairs(y).as_slice()) {
+                // resume_unwind skips the panic hook: a quiet, catchable stop.
+                std::panic::resume_unwind(Box::new(Cancelled));
+            }
+        });
         tsne.barnes_hut(theta, |a, b| euclidean(a, b));
         tsne.embedding()
+    };
+    // bhtsne sums with rayon, whose split points depend on which threads
+    // steal work: on a busy machine the same seed gave another map. One
+    // thread makes the map a function of the seed alone.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| "latentlab-tsne".into())
+        .build();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &pool {
+        Ok(pool) => pool.install(fit),
+        Err(_) => fit(),
     }));
     match run {
         Ok(y) => Ok(pairs(&y)),
