@@ -524,3 +524,72 @@ fn snapshot_denoising() {
 fn snapshot_samples() {
     snapshot(Tab::Samples);
 }
+
+#[test]
+fn a_selection_from_an_earlier_run_never_indexes_past_this_runs_latents() {
+    let mut h = demo(Tab::Latent, None);
+    h.step();
+    assert!(step_until(&mut h, 30, |a| a.jobs.busy() == 0));
+    let n = h.state().session.latents.as_ref().unwrap().labels.len();
+    // What a point picked in a run with more evaluated test images leaves.
+    h.state_mut().latent.selected = Some(n + 500);
+    h.run();
+    assert_eq!(h.state().latent.selected, None);
+    h.get_by_label_contains("Click a point to see its image");
+}
+
+#[test]
+fn saving_a_preset_under_a_taken_name_asks_before_replacing_it() {
+    let presets = tempfile::tempdir().unwrap();
+    let mut h = harness(
+        AppOptions {
+            presets_dir: Some(presets.path().to_path_buf()),
+            dialogs: false,
+            fresh_settings: true,
+            injected: Some(Injected {
+                data: common::synthetic_dataset(32, 16),
+                device: common::device(),
+                backend: "flex".into(),
+            }),
+            ..Default::default()
+        },
+        Tab::Experiment,
+    );
+    h.run();
+    h.get_by_label("preset name")
+        .set_text_value_accesskit("mine");
+    h.run();
+    h.get_by_label("Save as preset").click();
+    h.run();
+    let file = presets.path().join("mine.toml");
+    let first = std::fs::read_to_string(&file).unwrap();
+    h.get_by_label("ae_training.lr")
+        .set_text_value_accesskit("0.0042");
+    h.run();
+    h.get_by_label("Save as preset").click();
+    h.run();
+    h.get_by_label_contains("You already have a preset named mine");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), first);
+    h.get_by_label("Keep the existing preset").click();
+    h.run();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), first);
+    h.get_by_label("Save as preset").click();
+    h.run();
+    h.get_by_label("Replace preset").click();
+    h.run();
+    let replaced = std::fs::read_to_string(&file).unwrap();
+    assert!(replaced.contains("lr = 0.0042"), "{replaced}");
+}
+
+#[test]
+fn frame_timing_stops_growing_at_its_cap() {
+    let mut h = demo(Tab::Experiment, None);
+    h.step();
+    let cap = latentlab::ui::app::FrameStats::CAP;
+    h.state_mut().frame_stats.intervals = vec![0.01; cap];
+    h.state_mut().frame_stats.ui_times = vec![0.01; cap];
+    h.step();
+    h.step();
+    let s = &h.state().frame_stats;
+    assert_eq!((s.intervals.len(), s.ui_times.len()), (cap, cap));
+}

@@ -45,6 +45,8 @@ pub struct AppOptions {
     /// Paint the window background: for renderers that do not clear to
     /// `clear_color` (egui_kittest). eframe clears, so this stays off there.
     pub opaque: bool,
+    /// Overrides the directory of the user's own presets.
+    pub presets_dir: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -57,6 +59,7 @@ impl Default for AppOptions {
             fresh_settings: false,
             repaint: None,
             opaque: false,
+            presets_dir: None,
         }
     }
 }
@@ -73,6 +76,12 @@ pub struct FrameStats {
     pub last: Option<Instant>,
     pub intervals: Vec<f32>,
     pub ui_times: Vec<f32>,
+}
+
+impl FrameStats {
+    /// Frames timed at most: an hour at 60 frames/s (800 KB), far more
+    /// than a benchmark phase, and bounded however long the window stays open.
+    pub const CAP: usize = 216_000;
 }
 
 struct Pending {
@@ -166,6 +175,14 @@ impl App {
         app
     }
 
+    /// Where the user's own presets live.
+    pub fn presets_dir(&self) -> Option<PathBuf> {
+        self.opts
+            .presets_dir
+            .clone()
+            .or_else(super::settings::user_preset_dir)
+    }
+
     pub fn next_ticket(&mut self) -> u64 {
         self.ticket += 1;
         self.ticket
@@ -241,27 +258,7 @@ impl App {
 
     /// A fresh run directory for `name` under the runs directory.
     fn new_run_dir(&self, name: &str) -> PathBuf {
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let base = self
-            .settings
-            .runs_dir
-            .join(format!("{safe}-{}", crate::cli::train::utc_stamp()));
-        let mut dir = base.clone();
-        let mut k = 2;
-        while dir.exists() {
-            dir = PathBuf::from(format!("{}-{k}", base.display()));
-            k += 1;
-        }
-        dir
+        crate::train::checkpoint::fresh_run_dir(&self.settings.runs_dir, name)
     }
 
     pub fn start_new(&mut self) {
@@ -336,25 +333,17 @@ impl App {
             data,
         });
         // Redraw when the worker has news instead of polling on a timer:
-        // frames cost CPU that training would otherwise use.
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let (source, waker) = (worker.events.clone(), self.jobs.waker());
-        let relayed = std::thread::Builder::new()
-            .name("latentlab-events".into())
-            .spawn(move || {
-                for ev in source.iter() {
-                    if tx.send(ev).is_err() {
-                        break;
-                    }
-                    // One frame per burst (Losses and Progress come in pairs),
-                    // at most four a second: live enough for curves and ETA.
-                    if let Some(ctx) = &waker {
-                        ctx.request_repaint_after(Duration::from_millis(250));
-                    }
-                }
-            });
+        // frames cost CPU that training would otherwise use. One frame per
+        // burst (Losses and Progress come in pairs), at most four a second:
+        // live enough for curves and ETA.
+        let waker = self.jobs.waker();
+        let relayed = super::relay::spawn(worker.events.clone(), move || {
+            if let Some(ctx) = &waker {
+                ctx.request_repaint_after(Duration::from_millis(250));
+            }
+        });
         self.events = Some(match relayed {
-            Ok(_) => rx,
+            Ok(rx) => rx,
             Err(_) => worker.events.clone(),
         });
         self.worker = Some(worker);
@@ -497,7 +486,9 @@ impl App {
 impl eframe::App for App {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let now = Instant::now();
-        if let Some(last) = self.frame_stats.last {
+        if let Some(last) = self.frame_stats.last
+            && self.frame_stats.intervals.len() < FrameStats::CAP
+        {
             self.frame_stats.intervals.push((now - last).as_secs_f32());
         }
         self.frame_stats.last = Some(now);
@@ -542,9 +533,11 @@ impl eframe::App for App {
             Tab::Samples => samples::show(self, ui),
         });
         self.overwrite_prompt(&ctx);
-        self.frame_stats
-            .ui_times
-            .push(began.elapsed().as_secs_f32());
+        if self.frame_stats.ui_times.len() < FrameStats::CAP {
+            self.frame_stats
+                .ui_times
+                .push(began.elapsed().as_secs_f32());
+        }
     }
 
     fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {

@@ -41,15 +41,30 @@ impl DenoiseView {
 }
 
 pub fn on_result(app: &mut App, r: JobResult) {
-    if let JobResult::Generated { images, frames, .. } = r {
+    if let JobResult::Generated {
+        images,
+        frames,
+        visited,
+        ..
+    } = r
+    {
         let v = &mut app.denoise;
         let n = images.len() / crate::pipeline::PIXELS;
         let s = &app.config.sampling;
+        // Long chains keep an even spread of frames (memory is capped).
+        let kept = if frames.len() < visited {
+            format!(
+                " ({} frames kept: at most {} MiB of frames; fewer samples keep more)",
+                frames.len(),
+                crate::pipeline::MAX_CAPTURE_BYTES >> 20
+            )
+        } else {
+            String::new()
+        };
         v.generated = Some(Denoising {
             origin: format!(
-                "{n} samples, {} {} steps, seed {}",
+                "{n} samples, {} {visited} steps{kept}, seed {}",
                 format!("{:?}", s.sampler).to_uppercase(),
-                frames.len(),
                 app.settings.denoise_seed
             ),
             n,

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use super::app::App;
 use super::session::RunState;
-use super::settings::user_preset_dir;
 use super::widgets::{note, problem};
 use crate::backend;
 use crate::config::{ExperimentConfig, PRESETS};
@@ -17,10 +16,12 @@ pub struct ExperimentView {
     pub data_preview: Option<(String, bool)>,
     pub preset_name: String,
     user_presets: Option<Vec<(String, PathBuf)>>,
+    /// A preset of this name exists: asking whether to replace it.
+    pub replace_preset: Option<String>,
 }
 
-fn scan_user_presets() -> Vec<(String, PathBuf)> {
-    let Some(dir) = user_preset_dir() else {
+fn scan_user_presets(dir: Option<PathBuf>) -> Vec<(String, PathBuf)> {
+    let Some(dir) = dir else {
         return Vec::new();
     };
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
@@ -55,10 +56,11 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
 }
 
 fn presets(app: &mut App, ui: &mut egui::Ui) {
+    let dir = app.presets_dir();
     let user = app
         .experiment
         .user_presets
-        .get_or_insert_with(scan_user_presets)
+        .get_or_insert_with(|| scan_user_presets(dir))
         .clone();
     ui.horizontal_wrapped(|ui| {
         ui.label("Preset");
@@ -115,13 +117,46 @@ fn presets(app: &mut App, ui: &mut egui::Ui) {
             .on_disabled_hover_text("Type a name (letters, digits, - and _)")
             .clicked()
         {
-            save_preset(app, &name);
+            save_preset(app, &name, false);
         }
     });
+    replace_prompt(app, ui.ctx());
 }
 
-fn save_preset(app: &mut App, name: &str) {
-    let Some(dir) = user_preset_dir() else {
+/// Asks before a user preset of the same name is replaced.
+fn replace_prompt(app: &mut App, ctx: &egui::Context) {
+    let Some(name) = app.experiment.replace_preset.clone() else {
+        return;
+    };
+    let mut choice = None;
+    egui::Modal::new(egui::Id::unique("replace-preset")).show(ctx, |ui| {
+        ui.label(format!(
+            "You already have a preset named {name}. Replace it?"
+        ));
+        ui.horizontal(|ui| {
+            if ui.button("Replace preset").clicked() {
+                choice = Some(true);
+            }
+            if ui.button("Keep the existing preset").clicked() {
+                choice = Some(false);
+            }
+        });
+    });
+    match choice {
+        Some(true) => {
+            app.experiment.replace_preset = None;
+            save_preset(app, &name, true);
+        }
+        Some(false) => {
+            app.experiment.replace_preset = None;
+            app.info(format!("Kept the existing preset {name}"));
+        }
+        None => {}
+    }
+}
+
+fn save_preset(app: &mut App, name: &str, replace: bool) {
+    let Some(dir) = app.presets_dir() else {
         app.error("no config directory on this system to save presets in");
         return;
     };
@@ -130,6 +165,10 @@ fn save_preset(app: &mut App, name: &str) {
         app.error(format!(
             "'{name}' is a built-in preset; choose another name"
         ));
+        return;
+    }
+    if path.exists() && !replace {
+        app.experiment.replace_preset = Some(name.to_string());
         return;
     }
     let mut cfg = app.config.clone();

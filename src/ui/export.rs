@@ -41,7 +41,7 @@ pub fn default_dir(run_dir: Option<&Path>, runs_root: &Path) -> PathBuf {
 
 /// A name in `dir` that does not exist yet.
 pub fn fresh_path(dir: &Path, stem: &str, ext: &str) -> PathBuf {
-    let stamp = crate::cli::train::utc_stamp();
+    let stamp = crate::train::checkpoint::utc_stamp();
     let mut path = dir.join(format!("{stem}-{stamp}.{ext}"));
     let mut k = 2;
     while path.exists() {
@@ -129,12 +129,28 @@ fn encode(payload: Payload) -> Vec<u8> {
 /// Copy a run directory (skipping earlier exports), through a temporary
 /// name so a half-copied run never appears under the final name.
 fn copy_run(src: &Path, dest: &Path) -> Result<(), String> {
-    let tmp = dest.with_extension("partial");
+    // A name of its own, created fresh: a `.partial` left by a crashed
+    // export (or another one running) is never merged into.
+    let tmp = partial_name(dest);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    std::fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     copy_tree(src, &tmp, &src.join("exports"))
         .and_then(|_| std::fs::rename(&tmp, dest).map_err(|e| format!("{}: {e}", dest.display())))
         .inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&tmp);
         })
+}
+
+/// `<dest>.<pid>-<n>.partial`, beside `dest`.
+fn partial_name(dest: &Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}-{n}.partial", std::process::id()));
+    dest.with_file_name(name)
 }
 
 fn copy_tree(src: &Path, dest: &Path, skip: &Path) -> Result<(), String> {
@@ -178,4 +194,34 @@ pub fn curves_json(c: &Curves) -> Vec<u8> {
         "diffusion": {"steps": c.diffusion, "epochs": epochs(&c.diffusion_epochs)},
     });
     serde_json::to_vec_pretty(&value).expect("JSON values serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_export_never_merges_into_a_stale_partial_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("run");
+        std::fs::create_dir_all(src.join("checkpoint")).unwrap();
+        std::fs::write(src.join("config.toml"), "name = 'x'").unwrap();
+        std::fs::write(src.join("checkpoint/state.json"), "{}").unwrap();
+        let dest = tmp.path().join("out/run-copy");
+        // What a crashed export under the old naming left behind.
+        let stale = dest.with_extension("partial");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("junk.bpk"), "half a file").unwrap();
+        copy_run(&src, &dest).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["checkpoint", "config.toml"]);
+        assert!(dest.join("checkpoint/state.json").is_file());
+        // The only thing beside the copy is the stale leftover, untouched.
+        let beside = std::fs::read_dir(dest.parent().unwrap()).unwrap().count();
+        assert_eq!(beside, 2);
+    }
 }

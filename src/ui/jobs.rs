@@ -55,6 +55,9 @@ pub enum JobResult {
         /// The x_T each sample started from (for interpolation).
         initial: Vec<f32>,
         latent_dim: usize,
+        /// Timesteps the sampler walked (frames keep at most
+        /// `pipeline::capture_cap` of them).
+        visited: usize,
     },
     Interpolated {
         ticket: u64,

@@ -24,6 +24,10 @@ pub struct Map {
     pub version: u64,
 }
 
+/// Points one t-SNE maps at most (a 10,000-point MNIST test split takes
+/// ~6 s here; a user's own, larger test split is cut to this).
+pub const MAX_TSNE_POINTS: usize = 20_000;
+
 pub struct LatentView {
     pub subset: Subset,
     pub maps: HashMap<Subset, Map>,
@@ -70,7 +74,15 @@ fn launch(app: &mut App, subset: Subset, method: Method) {
     if let Some((_, _, c)) = app.latent.running.take() {
         c.cancel();
     }
-    let n = subset_len(app, subset);
+    let mut n = subset_len(app, subset);
+    if method == Method::Tsne && n > MAX_TSNE_POINTS {
+        n = MAX_TSNE_POINTS;
+        app.info(format!(
+            "t-SNE maps the first {MAX_TSNE_POINTS} of {} latents (its cap: more would take \
+             many minutes and gigabytes); PCA maps them all",
+            subset_len(app, subset)
+        ));
+    }
     let ticket = app.next_ticket();
     let cancel = CancelFlag::default();
     let opts = TsneOptions {
@@ -250,6 +262,10 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
 }
 
 fn select(app: &mut App, i: usize, latents: &super::session::Latents) {
+    let Some(latent) = latents.values.get(i * latents.dim..(i + 1) * latents.dim) else {
+        return;
+    };
+    let latent = latent.to_vec();
     app.latent.selected = Some(i);
     app.latent.decoded = None;
     let Some(dir) = app.session.run_dir.clone() else {
@@ -257,7 +273,6 @@ fn select(app: &mut App, i: usize, latents: &super::session::Latents) {
     };
     match app.device() {
         Ok(device) => {
-            let latent = latents.values[i * latents.dim..(i + 1) * latents.dim].to_vec();
             work::decode_latent(&app.jobs, dir, device, i, latent);
         }
         Err(e) => app.error(e),
@@ -315,11 +330,17 @@ fn controls(app: &mut App, ui: &mut egui::Ui, epoch: usize) {
 }
 
 fn selection(app: &mut App, ui: &mut egui::Ui, latents: &super::session::Latents) {
-    let Some(i) = app.latent.selected else {
+    // A selection made in an earlier run can point past this run's latents.
+    let Some((i, label)) = app
+        .latent
+        .selected
+        .and_then(|i| Some((i, *latents.labels.get(i)?)))
+    else {
+        app.latent.selected = None;
         ui.weak("Click a point to see its image and reconstruction.");
         return;
     };
-    ui.strong(format!("test image #{i}: digit {}", latents.labels[i]));
+    ui.strong(format!("test image #{i}: digit {label}"));
     let ctx = ui.ctx().clone();
     if let Some(original) = app.test_image(i) {
         ui.label("original");

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod latent;
 pub mod loss;
 pub mod reconstructions;
+mod relay;
 pub mod samples;
 pub mod session;
 pub mod settings;

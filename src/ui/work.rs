@@ -9,7 +9,7 @@ use super::jobs::{CancelFlag, JobResult, Jobs, LocatedData, Subset};
 use super::session::Curves;
 use crate::config::{SamplerKind, SamplingConfig};
 use crate::data::{self, DatasetKind};
-use crate::diffusion::sampler::{Capture, SampleRequest};
+use crate::diffusion::sampler::{self, Capture, SampleRequest};
 use crate::metrics::projection::{self, TsneOptions};
 use crate::model::Autoencoder;
 use crate::pipeline::{self, LatentDiffusion};
@@ -125,11 +125,7 @@ fn request(g: &Generate, initial: Vec<f32>, n: usize, clip_x0: Option<f32>) -> S
         eta: g.sampling.eta,
         variance: g.sampling.variance,
         seed: g.seed,
-        capture: if g.capture {
-            Capture::All
-        } else {
-            Capture::None
-        },
+        capture: Capture::None,
         initial: Some(initial),
     }
 }
@@ -143,7 +139,11 @@ pub fn generate(jobs: &Jobs, ticket: u64, g: Generate, cancel: CancelFlag) {
         // The same x_T the sampler would draw, made explicit so that
         // interpolation can start from it.
         let initial = Rng::derive(g.seed, "sampling").normals(g.n * dim);
-        let req = request(&g, initial.clone(), g.n, model.state.latent_bound);
+        let mut req = request(&g, initial.clone(), g.n, model.state.latent_bound);
+        let visits = sampler::visited_timesteps(model.schedule.len(), &req);
+        if g.capture {
+            req.capture = Capture::spread(&visits, crate::pipeline::capture_cap(g.n, dim));
+        }
         let (images, frames) = model
             .generate(&req, &mut |done, total| {
                 reply.send(JobResult::Progress {
@@ -160,6 +160,7 @@ pub fn generate(jobs: &Jobs, ticket: u64, g: Generate, cancel: CancelFlag) {
             frames,
             initial,
             latent_dim: dim,
+            visited: visits.len(),
         });
         Ok(())
     });
