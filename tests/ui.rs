@@ -593,3 +593,31 @@ fn frame_timing_stops_growing_at_its_cap() {
     let s = &h.state().frame_stats;
     assert_eq!((s.intervals.len(), s.ui_times.len()), (cap, cap));
 }
+
+#[test]
+fn a_zero_channel_typed_into_the_form_disables_start_instead_of_crashing() {
+    let mut h = harness(
+        AppOptions {
+            dialogs: false,
+            fresh_settings: true,
+            injected: Some(Injected {
+                data: common::synthetic_dataset(32, 16),
+                device: common::device(),
+                backend: "flex".into(),
+            }),
+            ..Default::default()
+        },
+        Tab::Experiment,
+    );
+    h.run();
+    // This value panicked the UI thread in validation (remainder by zero).
+    h.get_by_label("unet.channels")
+        .set_text_value_accesskit("[16,0,64]");
+    h.run();
+    assert!(h.get_by_label("Start").accesskit_node().is_disabled());
+    h.get_by_label_contains("unet.channels: entry 0 of [16, 0, 64] is outside the allowed range");
+    h.get_by_label("unet.time_dim")
+        .set_text_value_accesskit("100000");
+    h.run();
+    h.get_by_label_contains("unet.time_dim: 100000 must be an even number");
+}

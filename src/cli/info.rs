@@ -11,7 +11,9 @@ use crate::model::{Autoencoder, Unet};
 pub struct InfoArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Print JSON (keys: autoencoder_params, unet_params, latent_shape, dataset_source, ...).
+    /// Print JSON (keys: autoencoder_params, unet_params, latent_shape, dataset_source,
+    /// training_memory_bytes: the estimate a config is checked against before
+    /// training, parameters and optimiser state plus a generous activation bound).
     #[arg(long)]
     pub json: bool,
 }
@@ -33,12 +35,14 @@ pub fn run(args: InfoArgs) -> Result<(), CliError> {
         .map(|l| l.describe())
         .unwrap_or_else(|e| format!("not found here ({e})"));
     let [lc, lh, lw] = cfg.autoencoder.latent_shape;
+    // Validated above, so the shape is consistent and the estimate exists.
+    let memory = crate::config::MemoryEstimate::of(&cfg).map_or(0, |m| m.peak_bytes());
     if args.json {
         common::print_json(&serde_json::json!({
             "name": cfg.name, "autoencoder_params": ae, "unet_params": unet,
             "latent_dim": cfg.autoencoder.latent_dim, "latent_shape": [lc, lh, lw],
             "dataset": cfg.dataset.name(), "dataset_source": source,
-            "timesteps": cfg.diffusion.timesteps,
+            "timesteps": cfg.diffusion.timesteps, "training_memory_bytes": memory,
         }));
     } else {
         println!(
@@ -50,6 +54,10 @@ pub fn run(args: InfoArgs) -> Result<(), CliError> {
             cfg.autoencoder.latent_dim
         );
         println!("dataset: {}", source);
+        println!(
+            "memory to train: about {:.0} MiB (an upper estimate; see `latentlab info --help`)",
+            memory as f64 / (1 << 20) as f64
+        );
     }
     Ok(())
 }
