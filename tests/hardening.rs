@@ -105,7 +105,8 @@ fn idx_dir(dir: &Path, train: usize, test: usize) {
     }
 }
 
-fn tiny_train(cwd: &Path, extra: &[&str]) -> Output {
+/// `latentlab train` on the quick preset cut to a few steps, run in `cwd`.
+fn tiny_train_command(cwd: &Path, extra: &[&str]) -> Command {
     let mut args = vec![
         "--threads",
         "1",
@@ -120,7 +121,13 @@ fn tiny_train(cwd: &Path, extra: &[&str]) -> Output {
         "checkpoint.eval_images=10",
     ];
     args.extend_from_slice(extra);
-    bin().current_dir(cwd).args(&args).output().unwrap()
+    let mut c = bin();
+    c.current_dir(cwd).args(&args);
+    c
+}
+
+fn tiny_train(cwd: &Path, extra: &[&str]) -> Output {
+    tiny_train_command(cwd, extra).output().unwrap()
 }
 
 #[test]
@@ -189,21 +196,6 @@ fn bench_ui_refuses_a_duration_that_never_ends() {
     }
 }
 
-fn logged(dir: &Path) -> Vec<(String, u64, f64)> {
-    std::fs::read_to_string(dir.join("losses.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["stage"].as_str().unwrap().to_string(),
-                v["step"].as_u64().unwrap(),
-                v["loss"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 const SHORT_RUN: &[&str] = &[
     "--set",
     "ae_training.max_steps=6",
@@ -241,25 +233,8 @@ fn crashes_at_every_point_of_a_checkpoint_write_resume_onto_the_same_curve() {
                 .output()
                 .unwrap()
         } else {
-            let mut c = bin();
-            c.current_dir(tmp.path())
+            tiny_train_command(tmp.path(), &[&["--run-dir", s][..], SHORT_RUN].concat())
                 .env("LATENTLAB_CRASH_AT", point.to_string())
-                .args([
-                    "--threads",
-                    "1",
-                    "train",
-                    "--preset",
-                    "quick",
-                    "--run-dir",
-                    s,
-                    "--set",
-                    "ae_training.max_steps=2",
-                    "--set",
-                    "diffusion_training.max_steps=2",
-                    "--set",
-                    "checkpoint.eval_images=10",
-                ])
-                .args(SHORT_RUN)
                 .output()
                 .unwrap()
         };
@@ -276,7 +251,7 @@ fn crashes_at_every_point_of_a_checkpoint_write_resume_onto_the_same_curve() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let (a, b) = (logged(&whole), logged(&split));
+    let (a, b) = (common::logged_losses(&whole), common::logged_losses(&split));
     assert_eq!(a.len(), b.len(), "one line per step, no gaps or repeats");
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((&x.0, x.1), (&y.0, y.1));

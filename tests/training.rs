@@ -44,21 +44,6 @@ fn losses(events: &[Event], stage: Stage) -> Vec<(usize, f32)> {
         .collect()
 }
 
-fn logged_losses(dir: &Path) -> Vec<(String, u64, f64)> {
-    std::fs::read_to_string(dir.join("losses.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["stage"].as_str().unwrap().to_string(),
-                v["step"].as_u64().unwrap(),
-                v["loss"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn mean(v: &[(usize, f32)]) -> f64 {
     v.iter().map(|p| p.1 as f64).sum::<f64>() / v.len() as f64
 }
@@ -118,7 +103,7 @@ fn both_losses_fall_and_the_run_reports_everything() {
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
 
     // The log on disk holds the same curve the events carried.
-    let logged = logged_losses(dir.path());
+    let logged = common::logged_losses(dir.path());
     assert_eq!(logged.len(), 50);
     assert_eq!(logged[0].1, 1);
     assert!((logged[0].2 - ae[0].1 as f64).abs() < 1e-6);
@@ -139,11 +124,17 @@ fn the_same_seed_repeats_the_same_losses() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     train(a.path(), Some(cfg.clone()));
     train(b.path(), Some(cfg.clone()));
-    assert_eq!(logged_losses(a.path()), logged_losses(b.path()));
+    assert_eq!(
+        common::logged_losses(a.path()),
+        common::logged_losses(b.path())
+    );
     cfg.seed += 1;
     let c = tempfile::tempdir().unwrap();
     train(c.path(), Some(cfg));
-    assert_ne!(logged_losses(a.path()), logged_losses(c.path()));
+    assert_ne!(
+        common::logged_losses(a.path()),
+        common::logged_losses(c.path())
+    );
 }
 
 #[test]
@@ -177,8 +168,8 @@ fn a_stopped_run_resumes_onto_the_uninterrupted_curve() {
     }
     worker.join();
     assert!(stopped_at.is_some(), "the run stopped before finishing");
-    let partial = logged_losses(split.path());
-    assert!(partial.len() < logged_losses(whole.path()).len());
+    let partial = common::logged_losses(split.path());
+    assert!(partial.len() < common::logged_losses(whole.path()).len());
 
     let (outcome, events) = train(split.path(), None);
     assert_eq!(outcome, Outcome::Finished);
@@ -189,7 +180,10 @@ fn a_stopped_run_resumes_onto_the_uninterrupted_curve() {
             ..
         }
     )));
-    let (a, b) = (logged_losses(whole.path()), logged_losses(split.path()));
+    let (a, b) = (
+        common::logged_losses(whole.path()),
+        common::logged_losses(split.path()),
+    );
     assert_eq!(
         a.len(),
         b.len(),

@@ -30,6 +30,24 @@ fn harness(opts: AppOptions, tab: Tab) -> Harness<'static, App> {
         })
 }
 
+/// The Experiment panel with a small synthetic dataset injected.
+fn small_form(presets_dir: Option<PathBuf>) -> Harness<'static, App> {
+    harness(
+        AppOptions {
+            presets_dir,
+            dialogs: false,
+            fresh_settings: true,
+            injected: Some(Injected {
+                data: common::synthetic_dataset(32, 16),
+                device: common::device(),
+                backend: "flex".into(),
+            }),
+            ..Default::default()
+        },
+        Tab::Experiment,
+    )
+}
+
 fn demo(tab: Tab, runs_dir: Option<PathBuf>) -> Harness<'static, App> {
     harness(
         AppOptions {
@@ -110,19 +128,7 @@ fn starting_a_tiny_config_feeds_the_loss_plot() {
 
 #[test]
 fn an_invalid_hyper_parameter_disables_start_and_says_why() {
-    let mut h = harness(
-        AppOptions {
-            dialogs: false,
-            fresh_settings: true,
-            injected: Some(Injected {
-                data: common::synthetic_dataset(32, 16),
-                device: common::device(),
-                backend: "flex".into(),
-            }),
-            ..Default::default()
-        },
-        Tab::Experiment,
-    );
+    let mut h = small_form(None);
     h.run();
     assert!(!h.get_by_label("Start").accesskit_node().is_disabled());
     h.get_by_label("ae_training.lr")
@@ -541,20 +547,7 @@ fn a_selection_from_an_earlier_run_never_indexes_past_this_runs_latents() {
 #[test]
 fn saving_a_preset_under_a_taken_name_asks_before_replacing_it() {
     let presets = tempfile::tempdir().unwrap();
-    let mut h = harness(
-        AppOptions {
-            presets_dir: Some(presets.path().to_path_buf()),
-            dialogs: false,
-            fresh_settings: true,
-            injected: Some(Injected {
-                data: common::synthetic_dataset(32, 16),
-                device: common::device(),
-                backend: "flex".into(),
-            }),
-            ..Default::default()
-        },
-        Tab::Experiment,
-    );
+    let mut h = small_form(Some(presets.path().to_path_buf()));
     h.run();
     h.get_by_label("preset name")
         .set_text_value_accesskit("mine");
@@ -596,19 +589,7 @@ fn frame_timing_stops_growing_at_its_cap() {
 
 #[test]
 fn a_zero_channel_typed_into_the_form_disables_start_instead_of_crashing() {
-    let mut h = harness(
-        AppOptions {
-            dialogs: false,
-            fresh_settings: true,
-            injected: Some(Injected {
-                data: common::synthetic_dataset(32, 16),
-                device: common::device(),
-                backend: "flex".into(),
-            }),
-            ..Default::default()
-        },
-        Tab::Experiment,
-    );
+    let mut h = small_form(None);
     h.run();
     // This value panicked the UI thread in validation (remainder by zero).
     h.get_by_label("unet.channels")

@@ -240,13 +240,25 @@ impl RunDir {
     ) -> Result<(Self, ExperimentConfig, Option<TrainState>), CheckpointError> {
         let mut run = Self::at(root);
         let cfg = run.read_config()?;
-        let (cur, tmp, old) = run.swap_paths();
-        run.read_from = [cur, tmp, old]
-            .into_iter()
-            .find(|d| d.join("state.json").exists())
-            .unwrap_or_else(|| run.checkpoint_dir());
-        let state = run.read_state()?;
-        Ok((run, cfg, state))
+        let mut attempt = 0;
+        loop {
+            let (cur, tmp, old) = run.swap_paths();
+            run.read_from = [cur.clone(), tmp, old]
+                .into_iter()
+                .find(|d| d.join("state.json").exists())
+                .unwrap_or_else(|| cur.clone());
+            // A save can rename the directory chosen here before its state
+            // is read (checkpoint/ and checkpoint.tmp/ are renamed, and
+            // checkpoint.old/ removed, in turn): choose again.
+            let state = run.read_state();
+            let vanished = run.read_from != cur && !run.read_from.join("state.json").exists();
+            let retry = vanished || matches!(state, Err(CheckpointError::Io { .. }));
+            if !retry || attempt == 10 {
+                return Ok((run, cfg, state?));
+            }
+            attempt += 1;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Open a run to continue training it: finishes a save that was

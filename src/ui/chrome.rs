@@ -45,19 +45,8 @@ impl App {
             return;
         };
         let text = format!("{} already exists. Replace it?", path.display());
-        let mut choice = None;
-        egui::Modal::new(egui::Id::unique("overwrite")).show(ctx, |ui| {
-            ui.label(text);
-            ui.horizontal(|ui| {
-                if ui.button("Replace").clicked() {
-                    choice = Some(true);
-                }
-                if ui.button("Keep the existing file").clicked() {
-                    choice = Some(false);
-                }
-            });
-        });
-        match choice {
+        match super::widgets::confirm(ctx, "overwrite", &text, "Replace", "Keep the existing file")
+        {
             Some(true) => {
                 if let Some((path, bytes)) = self.overwrite.take() {
                     super::export::overwrite(&self.jobs, path, bytes);

@@ -128,21 +128,15 @@ fn replace_prompt(app: &mut App, ctx: &egui::Context) {
     let Some(name) = app.experiment.replace_preset.clone() else {
         return;
     };
-    let mut choice = None;
-    egui::Modal::new(egui::Id::unique("replace-preset")).show(ctx, |ui| {
-        ui.label(format!(
-            "You already have a preset named {name}. Replace it?"
-        ));
-        ui.horizontal(|ui| {
-            if ui.button("Replace preset").clicked() {
-                choice = Some(true);
-            }
-            if ui.button("Keep the existing preset").clicked() {
-                choice = Some(false);
-            }
-        });
-    });
-    match choice {
+    let question = format!("You already have a preset named {name}. Replace it?");
+    let answer = super::widgets::confirm(
+        ctx,
+        "replace-preset",
+        &question,
+        "Replace preset",
+        "Keep the existing preset",
+    );
+    match answer {
         Some(true) => {
             app.experiment.replace_preset = None;
             save_preset(app, &name, true);

@@ -99,3 +99,21 @@ pub fn problem(ui: &mut egui::Ui, text: impl Into<String>) -> egui::Response {
 pub fn note(ui: &mut egui::Ui, text: impl Into<String>) -> egui::Response {
     ui.colored_label(ui.visuals().warn_fg_color, text.into())
 }
+
+/// A modal question with two answers: Some(true) for `yes`, Some(false) for
+/// `no`, None while it is unanswered.
+pub fn confirm(ctx: &egui::Context, id: &str, question: &str, yes: &str, no: &str) -> Option<bool> {
+    let mut choice = None;
+    egui::Modal::new(egui::Id::unique(id)).show(ctx, |ui| {
+        ui.label(question);
+        ui.horizontal(|ui| {
+            if ui.button(yes).clicked() {
+                choice = Some(true);
+            }
+            if ui.button(no).clicked() {
+                choice = Some(false);
+            }
+        });
+    });
+    choice
+}

@@ -85,3 +85,19 @@ pub fn synthetic_dataset(train: usize, test: usize) -> Dataset {
 pub fn device() -> burn::tensor::Device {
     burn::tensor::Device::default()
 }
+
+/// The rows of a run's losses.jsonl: (stage, step, loss).
+pub fn logged_losses(dir: &std::path::Path) -> Vec<(String, u64, f64)> {
+    std::fs::read_to_string(dir.join("losses.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["stage"].as_str().unwrap().to_string(),
+                v["step"].as_u64().unwrap(),
+                v["loss"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
