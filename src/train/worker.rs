@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::checkpoint::{RunDir, TrainState};
 use super::events::{Command, Event, Stage};
@@ -146,6 +146,9 @@ fn keep_row(v: &serde_json::Value, ae_step: usize, diff_step: usize) -> bool {
         .is_some_and(|n| n <= limit as u64)
 }
 
+/// Events a watcher may leave unread before the trainer waits for it.
+pub const EVENT_QUEUE: usize = 4096;
+
 /// A training run on its own thread. Panics inside the engine become a
 /// `Failed` event; the watcher never waits on the worker.
 pub struct Worker {
@@ -156,7 +159,9 @@ pub struct Worker {
 
 impl Worker {
     pub fn spawn(job: TrainJob) -> Self {
-        let (ev_tx, ev_rx) = unbounded();
+        // Bounded: a watcher that stops reading (but keeps the receiver)
+        // makes training wait instead of queueing events without end.
+        let (ev_tx, ev_rx) = bounded(EVENT_QUEUE);
         let (cmd_tx, cmd_rx) = unbounded();
         let handle = std::thread::Builder::new()
             .name("latentlab-train".into())

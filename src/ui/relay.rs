@@ -6,7 +6,8 @@
 //! one, so only the latest of each kind waits while the window is behind;
 //! everything else (loss points, epoch summaries, checkpoints, the end of
 //! the run) is small and kept in order, up to `QUEUE` events. Beyond that
-//! the relay waits, and training with it: backpressure, not unbounded growth.
+//! the relay waits, the worker's own bounded channel fills, and training
+//! waits too: backpressure, not unbounded growth.
 
 use std::time::Duration;
 
