@@ -602,3 +602,22 @@ fn a_zero_channel_typed_into_the_form_disables_start_instead_of_crashing() {
     h.run();
     h.get_by_label_contains("unet.time_dim: 100000 must be an even number");
 }
+
+#[test]
+fn a_window_torn_down_mid_run_still_saves_a_checkpoint() {
+    // What a panic unwinding through the UI thread does to the app: it is
+    // dropped without on_exit. The run must still stop with a checkpoint.
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = tiny_app(runs.path());
+    let mut cfg = common::tiny_config();
+    cfg.ae_training.epochs = 500;
+    h.state_mut().config = cfg;
+    h.get_by_label("Start").click();
+    assert!(step_until(&mut h, 120, |a| !a.session.curves.ae.is_empty()));
+    let run_dir = h.state().session.run_dir.clone().unwrap();
+    assert!(!run_dir.join("checkpoint/state.json").exists(), "none yet");
+    drop(h);
+    let state = std::fs::read_to_string(run_dir.join("checkpoint/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert!(state["ae_step"].as_u64().unwrap() > 0, "{state}");
+}

@@ -122,12 +122,12 @@ impl ExperimentConfig {
     pub fn validate_with_memory(&self, available: Option<u64>) -> Vec<Problem> {
         let mut r = Report(Vec::new());
         let structural = self.check_fields(&mut r);
-        if structural && r.0.is_empty() {
-            if let (Some(estimate), Some(available)) = (MemoryEstimate::of(self), available) {
-                if estimate.peak_bytes() > available {
-                    r.bad(estimate.field(), estimate.refusal(available));
-                }
-            }
+        if structural
+            && r.0.is_empty()
+            && let (Some(estimate), Some(available)) = (MemoryEstimate::of(self), available)
+            && estimate.peak_bytes() > available
+        {
+            r.bad(estimate.field(), estimate.refusal(available));
         }
         r.0
     }
@@ -226,7 +226,7 @@ impl ExperimentConfig {
         }
         shape_ok &= r.count("unet.heads", u.heads, 1, MAX_HEADS);
         shape_ok &= r.count("unet.head_dim", u.head_dim, 1, MAX_HEAD_DIM);
-        if !(4..=MAX_TIME_DIM).contains(&u.time_dim) || u.time_dim % 2 != 0 {
+        if !(4..=MAX_TIME_DIM).contains(&u.time_dim) || !u.time_dim.is_multiple_of(2) {
             shape_ok = false;
             r.bad(
                 "unet.time_dim",
@@ -282,7 +282,9 @@ impl ExperimentConfig {
             let schedule = NoiseSchedule::new(d);
             let last = schedule.alpha_bars.last().copied().unwrap_or(1.0);
             let root = last.sqrt();
-            if !(root >= MIN_SQRT_ALPHA_BAR) || !((root as f32) > 0.0) {
+            // NaN fails both comparisons, so it is refused too.
+            let usable = root >= MIN_SQRT_ALPHA_BAR && (root as f32) > 0.0;
+            if !usable {
                 r.bad(
                     "diffusion.beta_end",
                     format!(

@@ -247,12 +247,13 @@ impl RunDir {
                 .into_iter()
                 .find(|d| d.join("state.json").exists())
                 .unwrap_or_else(|| cur.clone());
-            // A save can rename the directory chosen here before its state
+            // A save can rename the directory chosen here while its state
             // is read (checkpoint/ and checkpoint.tmp/ are renamed, and
-            // checkpoint.old/ removed, in turn): choose again.
+            // checkpoint.old/ removed, in turn): choose again. A damaged
+            // checkpoint costs ten short retries before its error.
             let state = run.read_state();
             let vanished = run.read_from != cur && !run.read_from.join("state.json").exists();
-            let retry = vanished || matches!(state, Err(CheckpointError::Io { .. }));
+            let retry = vanished || state.is_err();
             if !retry || attempt == 10 {
                 return Ok((run, cfg, state?));
             }

@@ -554,6 +554,20 @@ impl eframe::App for App {
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         // A close that bypassed the request (e.g. the process being told to
         // quit): still stop cleanly so the last checkpoint is written.
+        self.stop_and_wait();
+    }
+}
+
+/// A window that goes away any other way — a panic unwinding through the
+/// UI thread included — still stops its run with a checkpoint first.
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stop_and_wait();
+    }
+}
+
+impl App {
+    fn stop_and_wait(&mut self) {
         if let (Some(w), Some(events)) = (self.worker.take(), self.events.take()) {
             w.send(Command::Stop);
             let deadline = Instant::now() + Duration::from_secs(120);
