@@ -7,7 +7,7 @@ use std::path::Path;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, GrayImage, ImageFormat, Luma, RgbaImage};
 
-use crate::train::checkpoint::{CheckpointError, write_atomic};
+use crate::run::checkpoint::{CheckpointError, write_atomic};
 
 fn to_byte(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod rng;
+pub mod run;
 pub mod train;
 #[cfg(feature = "gui")]
 pub mod ui;

@@ -11,7 +11,8 @@ use crate::diffusion::NoiseSchedule;
 use crate::diffusion::sampler::{self, SampleError, SampleRequest, to_vec};
 use crate::metrics::ImageMetrics;
 use crate::model::{Autoencoder, Unet};
-use crate::train::checkpoint::{CheckpointError, RunDir, TrainState};
+use crate::run;
+use crate::run::checkpoint::{CheckpointError, RunDir, TrainState};
 use crate::train::events::{DecodedFrame, EvalSummary};
 
 pub const SIDE: usize = 28;
@@ -141,12 +142,12 @@ impl LatentDiffusion {
             path: run.root().to_path_buf(),
             message: "has no checkpoint yet; train it first (latentlab train --run-dir DIR)".into(),
         })?;
-        let ae = run.load_module(Autoencoder::new(&cfg.autoencoder, device), "autoencoder")?;
+        let ae = run.load_module(Autoencoder::new(&cfg.autoencoder, device), run::AUTOENCODER)?;
         let in_channels = cfg.autoencoder.latent_shape[0];
-        let name = if run.path("unet_ema.bpk").exists() {
-            "unet_ema"
+        let name = if run.has_module(run::UNET_EMA) {
+            run::UNET_EMA
         } else {
-            "unet"
+            run::UNET
         };
         let unet = run.load_module(Unet::new(&cfg.unet, in_channels, device), name)?;
         Ok(Self {

@@ -313,7 +313,7 @@ fn a_reader_never_mixes_the_models_of_two_checkpoints() {
     use latentlab::model::params::{flat_params, seeded};
     use latentlab::model::{Autoencoder, Unet};
     use latentlab::pipeline::LatentDiffusion;
-    use latentlab::train::checkpoint::{CheckpointParts, RunDir, TrainState};
+    use latentlab::run::checkpoint::{CheckpointParts, RunDir, TrainState};
 
     let cfg = common::tiny_config();
     let models = move |k: u64| {

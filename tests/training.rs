@@ -268,7 +268,7 @@ fn a_run_directory_is_not_overwritten_and_resume_needs_a_run() {
 /// the second is refused while the first holds the run, and readers are not.
 #[test]
 fn a_run_being_trained_cannot_be_trained_twice() {
-    use latentlab::train::checkpoint::RunDir;
+    use latentlab::run::checkpoint::RunDir;
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let cfg = common::tiny_config();
@@ -375,7 +375,7 @@ fn checkpoints_carry_pytorch_named_safetensors() {
 #[test]
 fn a_non_finite_loss_stops_the_stage_with_a_clear_error() {
     use burn::prelude::*;
-    use latentlab::train::checkpoint::{RunDir, TrainState};
+    use latentlab::run::checkpoint::{RunDir, TrainState};
     use latentlab::train::trainer::{Ctx, DeviceData, LossBuffer, TrainError};
 
     let dir = tempfile::tempdir().unwrap();

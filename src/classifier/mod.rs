@@ -189,7 +189,7 @@ pub fn save(
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, stem.with_extension("bpk"))
         .map_err(|e| format!("{}: {e}", stem.display()))?;
-    crate::train::checkpoint::write_atomic(
+    crate::run::checkpoint::write_atomic(
         &stem.with_extension("json"),
         serde_json::to_string_pretty(info)
             .expect("info serialises")
@@ -212,7 +212,7 @@ pub fn load_cached(
         &std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?,
     )
     .map_err(|e| format!("{}: {e}; delete it to retrain", json.display()))?;
-    let model = crate::train::checkpoint::load_into(Classifier::new(device), &bpk)
+    let model = crate::run::checkpoint::load_into(Classifier::new(device), &bpk)
         .map_err(|e| format!("{}: {e}; delete it to retrain", bpk.display()))?;
     Ok(Some((model, info)))
 }

@@ -108,10 +108,10 @@ impl From<crate::backend::BackendError> for CliError {
     }
 }
 
-impl From<crate::train::checkpoint::CheckpointError> for CliError {
-    fn from(e: crate::train::checkpoint::CheckpointError) -> Self {
+impl From<crate::run::checkpoint::CheckpointError> for CliError {
+    fn from(e: crate::run::checkpoint::CheckpointError) -> Self {
         match e {
-            crate::train::checkpoint::CheckpointError::Config { .. } => Self::usage(e.to_string()),
+            crate::run::checkpoint::CheckpointError::Config { .. } => Self::usage(e.to_string()),
             _ => Self::failed(e.to_string()),
         }
     }

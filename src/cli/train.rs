@@ -10,7 +10,8 @@ use super::common::{self, steps_style};
 use super::{BackendArgs, CliError, ConfigArgs};
 use crate::config::ExperimentConfig;
 use crate::data::DatasetKind;
-use crate::train::checkpoint::{RunDir, fresh_run_dir};
+use crate::run::checkpoint::RunDir;
+use crate::run::fresh_run_dir;
 use crate::train::{Command, Event, Stage, Start, TrainJob, Worker};
 
 #[derive(Debug, Args)]
@@ -48,7 +49,7 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
                 .run_dir
                 .clone()
                 .unwrap_or_else(|| fresh_run_dir(Path::new("runs"), &cfg.name));
-            if dir.join("config.toml").exists() {
+            if dir.join(crate::run::CONFIG).exists() {
                 return Err(CliError::usage(format!(
                     "{} already holds a run; continue it with `latentlab train --resume {}` or pass another --run-dir",
                     dir.display(),

@@ -1,8 +1,9 @@
 //! Stage 1: train the autoencoder on images with an MSE reconstruction loss.
 
+use crate::run::AUTOENCODER;
+use crate::run::rows::EpochRow;
 use burn::prelude::*;
 
-use super::checkpoint::CheckpointParts;
 use super::events::{Event, Stage};
 use super::optim::FusedAdam;
 use super::trainer::{
@@ -11,6 +12,7 @@ use super::trainer::{
 use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
+use crate::run::checkpoint::CheckpointParts;
 
 /// Images shown in the reconstruction grid of each epoch.
 const GRID_IMAGES: usize = 16;
@@ -23,7 +25,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
     let mut ae = seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.autoencoder, &ad));
     let resuming = ctx.state.ae_step > 0 || ctx.state.ae_done;
     if resuming {
-        ae = ctx.run.load_module(ae, "autoencoder")?;
+        ae = ctx.run.load_module(ae, AUTOENCODER)?;
     }
     if ctx.state.ae_done {
         return Ok((ae.valid(), Outcome::Finished));
@@ -31,7 +33,7 @@ pub fn run(ctx: &mut Ctx) -> Result<(Autoencoder, Outcome), TrainError> {
     let mut optim = FusedAdam::new(cfg.ae_training.grad_clip);
     if resuming {
         ctx.run
-            .load_optim(&mut optim, "autoencoder", ae.num_params(), &ctx.device)?;
+            .load_optim(&mut optim, AUTOENCODER, ae.num_params(), &ctx.device)?;
     }
     let mut stage = StageLoop::new(ctx, Stage::Autoencoder, &cfg.ae_training);
     let mut step = ctx.state.ae_step;
@@ -116,14 +118,17 @@ fn evaluate(ctx: &Ctx, ae: &Autoencoder, end: &EpochEnd, step: usize) -> Result<
         latents: rec.latents,
         labels: ctx.data.test_labels[..count].to_vec(),
     });
-    ctx.log(
-        "epochs.jsonl",
-        &[serde_json::json!({
-            "stage": Stage::Autoencoder, "epoch": epoch, "step": step, "mean_loss": mean_loss,
-            "seconds": seconds, "psnr": summary.psnr, "ssim": summary.ssim,
-            "ssim_gaussian": summary.ssim_gaussian, "test_images": summary.images,
-        })],
-    )?;
+    ctx.log(&[EpochRow {
+        stage: Stage::Autoencoder,
+        epoch,
+        step,
+        mean_loss,
+        seconds,
+        psnr: Some(summary.psnr),
+        ssim: Some(summary.ssim),
+        ssim_gaussian: Some(summary.ssim_gaussian),
+        test_images: Some(summary.images),
+    }])?;
     ctx.emit(Event::EpochSummary {
         stage: Stage::Autoencoder,
         epoch,

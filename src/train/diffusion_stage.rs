@@ -1,9 +1,10 @@
 //! Stage 2: train the U-Net to predict the noise added to latents of the
 //! frozen encoder (ε-prediction, MSE).
 
+use crate::run::rows::EpochRow;
+use crate::run::{UNET, UNET_EMA};
 use burn::prelude::*;
 
-use super::checkpoint::CheckpointParts;
 use super::events::{Event, Stage};
 use super::optim::{FusedAdam, flatten, unflatten};
 use super::trainer::{
@@ -16,6 +17,7 @@ use crate::model::params::seeded;
 use crate::model::{Autoencoder, Unet};
 use crate::pipeline;
 use crate::rng::Rng;
+use crate::run::checkpoint::CheckpointParts;
 
 /// Samples generated after each epoch to show progress.
 const PREVIEW_SAMPLES: usize = 16;
@@ -50,10 +52,10 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
     let mut optim = FusedAdam::new(cfg.diffusion_training.grad_clip);
     let resuming = ctx.state.diffusion_step > 0 || ctx.state.diffusion_done;
     if resuming {
-        unet = ctx.run.load_module(unet, "unet")?;
+        unet = ctx.run.load_module(unet, UNET)?;
         if !ctx.state.diffusion_done {
             ctx.run
-                .load_optim(&mut optim, "unet", unet.num_params(), &ctx.device)?;
+                .load_optim(&mut optim, UNET, unet.num_params(), &ctx.device)?;
         }
     }
     // The EMA lives as one flat vector (two ops per update) and becomes a
@@ -61,7 +63,7 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
     let decay = cfg.diffusion.ema_decay;
     let mut ema: Option<Tensor<1>> = (decay > 0.0).then(|| flatten(&unet));
     if resuming && decay > 0.0 {
-        ema = Some(flatten(&ctx.run.load_module(unet.valid(), "unet_ema")?));
+        ema = Some(flatten(&ctx.run.load_module(unet.valid(), UNET_EMA)?));
     }
     let ema_module = |ema: &Option<Tensor<1>>, unet: &Unet| {
         ema.as_ref()
@@ -197,12 +199,17 @@ fn finish_epoch(
         mean_loss,
         seconds,
     } = *end;
-    ctx.log(
-        "epochs.jsonl",
-        &[serde_json::json!({
-            "stage": Stage::Diffusion, "epoch": epoch, "step": step, "mean_loss": mean_loss, "seconds": seconds,
-        })],
-    )?;
+    ctx.log(&[EpochRow {
+        stage: Stage::Diffusion,
+        epoch,
+        step,
+        mean_loss,
+        seconds,
+        psnr: None,
+        ssim: None,
+        ssim_gaussian: None,
+        test_images: None,
+    }])?;
     ctx.emit(Event::EpochSummary {
         stage: Stage::Diffusion,
         epoch,

@@ -1,7 +1,6 @@
 //! Two-stage training: the autoencoder, then diffusion in its latent space.
 
 pub mod ae_stage;
-pub mod checkpoint;
 pub mod diffusion_stage;
 pub mod events;
 pub mod optim;

@@ -15,8 +15,8 @@ use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Gradients;
 
-use super::checkpoint::{CheckpointError, write_atomic};
 use crate::diffusion::sampler::to_vec;
+use crate::run::checkpoint::{CheckpointError, write_atomic};
 
 const MAGIC: &[u8; 8] = b"LLADAM01";
 

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
-use serde::Serialize;
 
-use super::checkpoint::{CheckpointError, RunDir, TrainState};
 use super::events::{Command, Event, Progress, Stage};
 use crate::config::{ExperimentConfig, LrSchedule, StageTraining};
 use crate::data::Dataset;
 use crate::rng::Rng;
+use crate::run::checkpoint::{CheckpointError, RunDir, TrainState};
+use crate::run::rows::{LossRow, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -130,8 +130,8 @@ impl Ctx {
         }
     }
 
-    pub fn log<T: Serialize>(&self, file: &str, rows: &[T]) -> Result<(), TrainError> {
-        Ok(self.run.append_log(file, rows)?)
+    pub fn log<R: Row>(&self, rows: &[R]) -> Result<(), TrainError> {
+        Ok(self.run.append(rows)?)
     }
 }
 
@@ -217,13 +217,6 @@ pub struct LossBuffer {
     count: usize,
 }
 
-#[derive(Serialize)]
-struct LossRow {
-    stage: Stage,
-    step: usize,
-    loss: f32,
-}
-
 impl LossBuffer {
     pub fn new(stage: Stage) -> Self {
         Self {
@@ -282,7 +275,7 @@ impl LossBuffer {
                 loss,
             })
             .collect();
-        ctx.log("losses.jsonl", &rows)?;
+        ctx.log(&rows)?;
         ctx.emit(Event::Losses {
             stage: self.stage,
             points,

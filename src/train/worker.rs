@@ -7,12 +7,13 @@ use std::time::Instant;
 use burn::tensor::Device;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use super::checkpoint::{RunDir, TrainState};
 use super::events::{Command, Event, Stage};
 use super::trainer::{Ctx, DeviceData, Outcome, TrainError};
 use super::{ae_stage, diffusion_stage};
 use crate::config::ExperimentConfig;
 use crate::data::Dataset;
+use crate::run::rows::{EpochRow, LossRow};
+use crate::run::{CHECKPOINT, RunDir, STATE, TrainState};
 
 /// Where a run starts from.
 #[derive(Debug, Clone)]
@@ -47,25 +48,12 @@ pub fn run(
         ),
         Start::Resume => RunDir::open_for_training(&job.run_dir).map_err(|e| (e.into(), None))?,
     };
-    let state = match state {
-        Some(s) => {
-            // Logs may run past the checkpoint when the previous run died:
-            // drop those lines so the curve continues seamlessly.
-            let (ae, diff) = (s.ae_step, s.diffusion_step);
-            for file in ["losses.jsonl", "epochs.jsonl"] {
-                run.truncate_log(file, |v| keep_row(v, ae, diff))
-                    .map_err(|e| (e.into(), None))?;
-            }
-            s
-        }
-        None => {
-            for file in ["losses.jsonl", "epochs.jsonl"] {
-                run.truncate_log(file, |_| false)
-                    .map_err(|e| (e.into(), None))?;
-            }
-            TrainState::fresh(&job.backend_name)
-        }
-    };
+    // Logs may run past the checkpoint when the previous run died: drop
+    // those rows so the curve continues seamlessly.
+    run.truncate::<LossRow>(state.as_ref())
+        .and_then(|_| run.truncate::<EpochRow>(state.as_ref()))
+        .map_err(|e| (e.into(), None))?;
+    let state = state.unwrap_or_else(|| TrainState::fresh(&job.backend_name));
     let mut state = state;
     let fingerprint = job.data.fingerprint();
     match &state.data {
@@ -133,19 +121,6 @@ pub fn run(
     }
 }
 
-/// Whether a log row (losses or epochs) lies within the checkpoint: every
-/// row carries the stage and the stage's step count when it was written.
-fn keep_row(v: &serde_json::Value, ae_step: usize, diff_step: usize) -> bool {
-    let limit = match v.get("stage").and_then(|s| s.as_str()) {
-        Some("autoencoder") => ae_step,
-        Some("diffusion") => diff_step,
-        _ => return false,
-    };
-    v.get("step")
-        .and_then(|n| n.as_u64())
-        .is_some_and(|n| n <= limit as u64)
-}
-
 /// Events a watcher may leave unread before the trainer waits for it.
 pub const EVENT_QUEUE: usize = 4096;
 
@@ -169,7 +144,7 @@ impl Worker {
                 crate::backend::pin_training_thread();
                 let tx = ev_tx.clone();
                 // After a panic the run's last complete checkpoint is still on disk.
-                let saved = job.run_dir.join("checkpoint");
+                let saved = job.run_dir.join(CHECKPOINT);
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     run(job, ev_tx, cmd_rx)
                 }));
@@ -181,7 +156,7 @@ impl Worker {
                             "internal error in the training engine: {}",
                             panic_message(&panic)
                         ),
-                        Some(saved).filter(|dir| dir.join("state.json").exists()),
+                        Some(saved).filter(|dir| dir.join(STATE).exists()),
                     )),
                 };
                 if let Some((message, checkpoint)) = failure {

@@ -18,7 +18,7 @@ use super::{denoising, experiment, latent, loss, reconstructions, samples, work}
 use crate::backend::{self, BackendKind};
 use crate::config::ExperimentConfig;
 use crate::data::{Dataset, DatasetKind};
-use crate::train::checkpoint::RunDir;
+use crate::run::checkpoint::RunDir;
 use crate::train::{Command, Start, TrainJob, Worker};
 
 /// A dataset and device given by the caller (tests, benchmarks), so that
@@ -258,7 +258,7 @@ impl App {
 
     /// A fresh run directory for `name` under the runs directory.
     fn new_run_dir(&self, name: &str) -> PathBuf {
-        crate::train::checkpoint::fresh_run_dir(&self.settings.runs_dir, name)
+        crate::run::fresh_run_dir(&self.settings.runs_dir, name)
     }
 
     pub fn start_new(&mut self) {

@@ -170,7 +170,7 @@ fn save_preset(app: &mut App, name: &str, replace: bool) {
     let result = std::fs::create_dir_all(&dir)
         .map_err(|e| e.to_string())
         .and_then(|_| {
-            crate::train::checkpoint::write_atomic(&path, cfg.to_toml().as_bytes())
+            crate::run::checkpoint::write_atomic(&path, cfg.to_toml().as_bytes())
                 .map_err(|e| e.to_string())
         });
     match result {

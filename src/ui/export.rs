@@ -11,7 +11,7 @@ use image::GrayImage;
 
 use super::jobs::{JobResult, Jobs, dialogs_available};
 use super::session::Curves;
-use crate::train::checkpoint::write_atomic;
+use crate::run::checkpoint::write_atomic;
 
 pub enum Payload {
     Bytes(Vec<u8>),
@@ -34,14 +34,14 @@ pub struct ExportRequest {
 /// Where exports go when no dialog can open.
 pub fn default_dir(run_dir: Option<&Path>, runs_root: &Path) -> PathBuf {
     match run_dir {
-        Some(d) => d.join("exports"),
-        None => runs_root.join("exports"),
+        Some(d) => d.join(crate::run::EXPORTS),
+        None => runs_root.join(crate::run::EXPORTS),
     }
 }
 
 /// A name in `dir` that does not exist yet.
 pub fn fresh_path(dir: &Path, stem: &str, ext: &str) -> PathBuf {
-    let stamp = crate::train::checkpoint::utc_stamp();
+    let stamp = crate::run::utc_stamp();
     let mut path = dir.join(format!("{stem}-{stamp}.{ext}"));
     let mut k = 2;
     while path.exists() {
@@ -136,7 +136,7 @@ fn copy_run(src: &Path, dest: &Path) -> Result<(), String> {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     std::fs::create_dir(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    copy_tree(src, &tmp, &src.join("exports"))
+    copy_tree(src, &tmp, &src.join(crate::run::EXPORTS))
         .and_then(|_| std::fs::rename(&tmp, dest).map_err(|e| format!("{}: {e}", dest.display())))
         .inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&tmp);

@@ -163,7 +163,7 @@ fn save_color_image(image: &egui::ColorImage, out: &Path) -> Result<(), String> 
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    crate::train::checkpoint::write_atomic(out, &buf.into_inner()).map_err(|e| e.to_string())
+    crate::run::checkpoint::write_atomic(out, &buf.into_inner()).map_err(|e| e.to_string())
 }
 
 /// `latentlab screenshot`: open a real window on the demo state, show

@@ -97,52 +97,22 @@ impl Curves {
         self.version += 1;
     }
 
-    /// Curves read back from a run directory's logs (losses.jsonl, epochs.jsonl).
+    /// Curves read back from a run directory's logs.
     pub fn from_run_dir(dir: &std::path::Path) -> Result<Self, String> {
+        use crate::run::rows::{self, EpochRow, LossRow};
         let mut c = Curves::default();
-        let read = |name: &str| -> Result<Vec<serde_json::Value>, String> {
-            let path = dir.join(name);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(text
-                    .lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                Err(e) => Err(format!("{}: {e}", path.display())),
-            }
-        };
-        let stage_of = |v: &serde_json::Value| match v.get("stage").and_then(|s| s.as_str()) {
-            Some("autoencoder") => Some(Stage::Autoencoder),
-            Some("diffusion") => Some(Stage::Diffusion),
-            _ => None,
-        };
-        for row in read("losses.jsonl")? {
-            let (Some(stage), Some(step), Some(loss)) = (
-                stage_of(&row),
-                row.get("step").and_then(|s| s.as_u64()),
-                row.get("loss").and_then(|s| s.as_f64()),
-            ) else {
-                continue;
-            };
-            c.push(stage, &[(step as usize, loss as f32)]);
+        for row in rows::read::<LossRow>(dir)? {
+            c.push(row.stage, &[(row.step, row.loss)]);
         }
-        for row in read("epochs.jsonl")? {
-            let (Some(stage), Some(epoch), Some(step), Some(mean)) = (
-                stage_of(&row),
-                row.get("epoch").and_then(|s| s.as_u64()),
-                row.get("step").and_then(|s| s.as_u64()),
-                row.get("mean_loss").and_then(|s| s.as_f64()),
-            ) else {
-                continue;
-            };
-            let v = match stage {
+        for row in rows::read::<EpochRow>(dir)? {
+            let v = match row.stage {
                 Stage::Autoencoder => &mut c.ae_epochs,
                 Stage::Diffusion => &mut c.diffusion_epochs,
             };
             v.push(EpochMean {
-                epoch: epoch as usize,
-                step: step as usize,
-                mean,
+                epoch: row.epoch,
+                step: row.step,
+                mean: row.mean_loss,
             });
         }
         Ok(c)
@@ -264,7 +234,7 @@ impl Session {
                     // The curve continues: the app reads what the run logged
                     // before on a job thread and merges it in (`merge_history`).
                     self.history_pending = true;
-                    self.can_sample = run_dir.join("checkpoint/unet.bpk").exists();
+                    self.can_sample = crate::run::RunDir::has_unet(&run_dir);
                 }
                 self.state = RunState::Running;
                 self.run_name = run_dir

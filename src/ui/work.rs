@@ -1,7 +1,7 @@
 //! The bodies of background jobs: each takes owned inputs, runs on a job
 //! thread (see `jobs.rs`) and reports through `Reply`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 
@@ -14,7 +14,7 @@ use crate::metrics::projection::{self, TsneOptions};
 use crate::model::Autoencoder;
 use crate::pipeline::{self, LatentDiffusion};
 use crate::rng::Rng;
-use crate::train::checkpoint::RunDir;
+use crate::run::checkpoint::RunDir;
 
 /// Find and load a dataset (downloading when allowed), for training.
 pub fn load_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
@@ -223,7 +223,10 @@ pub fn decode_latent(
             );
         }
         let ae = run
-            .load_module(Autoencoder::new(&cfg.autoencoder, &device), "autoencoder")
+            .load_module(
+                Autoencoder::new(&cfg.autoencoder, &device),
+                crate::run::AUTOENCODER,
+            )
             .map_err(|e| e.to_string())?;
         let image = pipeline::decode_scaled(&ae, &latent, 1.0, &device);
         reply.send(JobResult::Decoded { index, image });
@@ -234,28 +237,9 @@ pub fn decode_latent(
 /// Run directories under `root` (those with a config.toml), newest first.
 pub fn list_runs(jobs: &Jobs, root: PathBuf) {
     jobs.spawn("runs", move |reply| {
-        reply.send(JobResult::RunsListed(scan_runs(&root)));
+        reply.send(JobResult::RunsListed(crate::run::list_runs(&root)));
         Ok(())
     });
-}
-
-pub fn scan_runs(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join("config.toml").is_file())
-        .map(|p| {
-            let t = std::fs::metadata(&p)
-                .and_then(|m| m.modified())
-                .unwrap_or(std::time::UNIX_EPOCH);
-            (t, p)
-        })
-        .collect();
-    runs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    runs.into_iter().map(|(_, p)| p).collect()
 }
 
 pub fn load_curves(jobs: &Jobs, dir: PathBuf) {

@@ -24,9 +24,7 @@ impl DatasetFiles {
         }
     }
 
-    fn from_array(
-        [train_images, train_labels, test_images, test_labels]: [PathBuf; 4],
-    ) -> Self {
+    fn from_array([train_images, train_labels, test_images, test_labels]: [PathBuf; 4]) -> Self {
         DatasetFiles {
             train_images,
             train_labels,

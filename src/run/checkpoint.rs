@@ -1,20 +1,7 @@
-//! The run directory: config, checkpoints and logs of one experiment.
-//!
-//! ```text
-//! RUN/config.toml          the experiment, as trained
-//! RUN/losses.jsonl         one line per step: {"stage","step","loss"}
-//! RUN/epochs.jsonl         one line per epoch with mean loss and metrics
-//! RUN/checkpoint/          the last complete checkpoint:
-//!     state.json               counters, latent scale, backend
-//!     autoencoder.bpk/.safetensors, autoencoder.adam
-//!     unet.bpk/.safetensors, unet.adam, unet_ema.bpk/.safetensors
-//! ```
-//!
-//! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in
-//! with renames, so a crash mid-save leaves the previous one intact. The
-//! `.bpk` files (burnpack) are what latentlab loads; the `.adam` files hold
-//! the optimizer's moments; the `.safetensors` files carry PyTorch-style names and layouts
-//! for use outside latentlab.
+//! Checkpoints: the training state and the weights of a run, written whole
+//! into `checkpoint.tmp/` and swapped in with renames, and read back so that
+//! a reader never mixes two of them. `RunDir` is the handle on a run
+//! directory that everything goes through (see the module above).
 
 use std::fs::{self, File, TryLockError};
 use std::io::Write;
@@ -25,9 +12,13 @@ use burn::module::Module;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
-use super::events::Stage;
-use super::optim::FusedAdam;
+use super::rows::{self, Row};
+use super::{
+    AUTOENCODER, CHECKPOINT, CHECKPOINT_OLD, CHECKPOINT_TMP, CONFIG, LOCK, STATE, UNET, UNET_EMA,
+};
 use crate::config::ExperimentConfig;
+use crate::train::Stage;
+use crate::train::optim::FusedAdam;
 
 pub const STATE_VERSION: u32 = 1;
 
@@ -173,7 +164,7 @@ pub struct RunDir {
 /// lock belongs to the open file, so the OS releases it when the process
 /// ends, however it ends: a crash leaves no stale lock behind.
 fn lock_for_training(root: &Path) -> Result<Arc<File>, CheckpointError> {
-    let path = root.join("train.lock");
+    let path = root.join(LOCK);
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -216,18 +207,18 @@ impl RunDir {
         if run.holds_a_run() {
             return Err(already_a_run(root));
         }
-        write_atomic(&run.root.join("config.toml"), cfg.to_toml().as_bytes())?;
+        write_atomic(&run.root.join(CONFIG), cfg.to_toml().as_bytes())?;
         Ok(run)
     }
 
     fn holds_a_run(&self) -> bool {
-        self.checkpoint_dir().exists() || self.root.join("config.toml").exists()
+        self.checkpoint_dir().exists() || self.root.join(CONFIG).exists()
     }
 
     fn at(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
-            read_from: root.join("checkpoint"),
+            read_from: root.join(CHECKPOINT),
             _lock: None,
         }
     }
@@ -245,14 +236,14 @@ impl RunDir {
             let (cur, tmp, old) = run.swap_paths();
             run.read_from = [cur.clone(), tmp, old]
                 .into_iter()
-                .find(|d| d.join("state.json").exists())
+                .find(|d| d.join(STATE).exists())
                 .unwrap_or_else(|| cur.clone());
             // A save can rename the directory chosen here while its state
             // is read (checkpoint/ and checkpoint.tmp/ are renamed, and
             // checkpoint.old/ removed, in turn): choose again. A damaged
             // checkpoint costs ten short retries before its error.
             let state = run.read_state();
-            let vanished = run.read_from != cur && !run.read_from.join("state.json").exists();
+            let vanished = run.read_from != cur && !run.read_from.join(STATE).exists();
             let retry = vanished || state.is_err();
             if !retry || attempt == 10 {
                 return Ok((run, cfg, state?));
@@ -276,7 +267,7 @@ impl RunDir {
     }
 
     fn read_config(&self) -> Result<ExperimentConfig, CheckpointError> {
-        let cfg_path = self.root.join("config.toml");
+        let cfg_path = self.root.join(CONFIG);
         if !cfg_path.exists() {
             return Err(CheckpointError::Invalid {
                 path: self.root.clone(),
@@ -305,7 +296,7 @@ impl RunDir {
     /// reader compares it with what `open` returned to know that no save
     /// replaced the checkpoint meanwhile.
     pub fn read_state(&self) -> Result<Option<TrainState>, CheckpointError> {
-        let state_path = self.read_from.join("state.json");
+        let state_path = self.read_from.join(STATE);
         if !state_path.exists() {
             if self.read_from.exists() {
                 return Err(CheckpointError::Invalid {
@@ -339,8 +330,18 @@ impl RunDir {
         &self.root
     }
 
+    /// Whether the run in `root` has a U-Net checkpoint to sample from.
+    pub fn has_unet(root: &Path) -> bool {
+        Self::at(root).has_module(UNET)
+    }
+
+    /// Whether the checkpoint holds weights named `name` (`UNET_EMA`, …).
+    pub fn has_module(&self, name: &str) -> bool {
+        self.path(&format!("{name}.bpk")).exists()
+    }
+
     pub fn checkpoint_dir(&self) -> PathBuf {
-        self.root.join("checkpoint")
+        self.root.join(CHECKPOINT)
     }
 
     /// A file of the last complete checkpoint.
@@ -356,7 +357,7 @@ impl RunDir {
         if cur.exists() {
             return Ok(());
         }
-        if let Some(from) = [tmp, old].iter().find(|d| d.join("state.json").exists()) {
+        if let Some(from) = [tmp, old].iter().find(|d| d.join(STATE).exists()) {
             fs::rename(from, &cur).map_err(io_err(&cur))?;
         }
         Ok(())
@@ -365,8 +366,8 @@ impl RunDir {
     fn swap_paths(&self) -> (PathBuf, PathBuf, PathBuf) {
         (
             self.checkpoint_dir(),
-            self.root.join("checkpoint.tmp"),
-            self.root.join("checkpoint.old"),
+            self.root.join(CHECKPOINT_TMP),
+            self.root.join(CHECKPOINT_OLD),
         )
     }
 
@@ -380,22 +381,22 @@ impl RunDir {
         }
         fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
         crash_point();
-        save_module(parts.autoencoder, &tmp, "autoencoder")?;
+        save_module(parts.autoencoder, &tmp, AUTOENCODER)?;
         crash_point();
         if let Some(opt) = parts.ae_optim {
-            opt.save(&tmp.join("autoencoder.adam"))?;
+            opt.save(&tmp.join(format!("{AUTOENCODER}.adam")))?;
             crash_point();
         }
         if let Some(unet) = parts.unet {
-            save_module(unet, &tmp, "unet")?;
+            save_module(unet, &tmp, UNET)?;
             crash_point();
         }
         if let Some(opt) = parts.unet_optim {
-            opt.save(&tmp.join("unet.adam"))?;
+            opt.save(&tmp.join(format!("{UNET}.adam")))?;
             crash_point();
         }
         if let Some(ema) = parts.unet_ema {
-            save_module(ema, &tmp, "unet_ema")?;
+            save_module(ema, &tmp, UNET_EMA)?;
             crash_point();
         }
         // Every file's data reaches the disk before state.json names the
@@ -403,7 +404,7 @@ impl RunDir {
         // checkpoint with empty weights.
         sync_files_in(&tmp)?;
         let state = serde_json::to_string_pretty(parts.state).expect("state serialises");
-        write_atomic(&tmp.join("state.json"), state.as_bytes())?;
+        write_atomic(&tmp.join(STATE), state.as_bytes())?;
         crash_point();
         if old.exists() {
             fs::remove_dir_all(&old).map_err(io_err(&old))?;
@@ -454,43 +455,43 @@ impl RunDir {
         optim.load(&self.path(&format!("{name}.adam")), params, device)
     }
 
-    /// Append JSON lines to one of the run's logs.
-    pub fn append_log<T: Serialize>(&self, file: &str, rows: &[T]) -> Result<(), CheckpointError> {
-        if rows.is_empty() {
+    /// Append rows to their log.
+    pub fn append<R: Row>(&self, new: &[R]) -> Result<(), CheckpointError> {
+        if new.is_empty() {
             return Ok(());
         }
-        let path = self.root.join(file);
-        let mut text = String::new();
-        for row in rows {
-            text.push_str(&serde_json::to_string(row).expect("log rows serialise"));
-            text.push('\n');
-        }
+        let path = self.root.join(R::FILE);
         let mut f = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        f.write_all(text.as_bytes()).map_err(io_err(&path))
+        f.write_all(rows::to_lines(new).as_bytes())
+            .map_err(io_err(&path))
     }
 
-    /// Drop log lines written after the checkpoint a resumed run starts
-    /// from, so the log shows one continuous curve.
-    pub fn truncate_log(
-        &self,
-        file: &str,
-        keep: impl Fn(&serde_json::Value) -> bool,
-    ) -> Result<(), CheckpointError> {
-        let path = self.root.join(file);
+    /// Drop the rows of `R`'s log written after the checkpoint a resumed
+    /// run starts from (all of them when it has none), so the log shows one
+    /// continuous curve.
+    pub fn truncate<R: Row>(&self, state: Option<&TrainState>) -> Result<(), CheckpointError> {
+        let path = self.root.join(R::FILE);
         if !path.exists() {
             return Ok(());
         }
         let text = fs::read_to_string(&path).map_err(io_err(&path))?;
-        let kept: String = text
-            .lines()
-            .filter(|l| serde_json::from_str(l).map(|v| keep(&v)).unwrap_or(false))
-            .map(|l| format!("{l}\n"))
+        let kept: Vec<R> = rows::parse_lines::<R>(&text)
+            .into_iter()
+            .filter(|row| {
+                state.is_some_and(|s| {
+                    let limit = match row.stage() {
+                        Stage::Autoencoder => s.ae_step,
+                        Stage::Diffusion => s.diffusion_step,
+                    };
+                    row.step() <= limit
+                })
+            })
             .collect();
-        write_atomic(&path, kept.as_bytes())
+        write_atomic(&path, rows::to_lines(&kept).as_bytes())
     }
 }
 
@@ -543,55 +544,4 @@ fn save_module<M: Module>(module: &M, dir: &Path, name: &str) -> Result<(), Chec
         fs::set_permissions(&st, fs::Permissions::from_mode(0o644)).map_err(io_err(&st))?;
     }
     Ok(())
-}
-
-/// A new run directory under `runs` for an experiment called `name`:
-/// `<name>-<UTC time>`, with anything but letters, digits, `-` and `_`
-/// replaced, so a name such as `../../x` stays inside `runs`; `-2`, `-3`, …
-/// when that directory exists. One rule for the CLI and the window.
-pub fn fresh_run_dir(runs: &Path, name: &str) -> PathBuf {
-    let safe: String = name
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let base = format!("{safe}-{}", utc_stamp());
-    let mut dir = runs.join(&base);
-    let mut k = 2;
-    while dir.exists() {
-        dir = runs.join(format!("{base}-{k}"));
-        k += 1;
-    }
-    dir
-}
-
-/// "20261129-115301" in UTC, without a date-time dependency.
-pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

@@ -1,0 +1,50 @@
+//! The run directory: config, checkpoints and logs of one experiment. This
+//! module owns it: its file names, its rows, how runs are found and named;
+//! the CLI, the trainer and the window all go through it.
+//!
+//! ```text
+//! RUN/config.toml          the experiment, as trained
+//! RUN/losses.jsonl         one line per step: {"stage","step","loss"}
+//! RUN/epochs.jsonl         one line per epoch with mean loss and metrics
+//! RUN/checkpoint/          the last complete checkpoint:
+//!     state.json               counters, latent scale, backend
+//!     autoencoder.bpk/.safetensors, autoencoder.adam
+//!     unet.bpk/.safetensors, unet.adam, unet_ema.bpk/.safetensors
+//! ```
+//!
+//! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in
+//! with renames, so a crash mid-save leaves the previous one intact. The
+//! `.bpk` files (burnpack) are what latentlab loads; the `.adam` files hold
+//! the optimizer's moments; the `.safetensors` files carry PyTorch-style names and layouts
+//! for use outside latentlab.
+
+pub mod checkpoint;
+mod listing;
+pub mod rows;
+
+pub use checkpoint::{CheckpointError, CheckpointParts, RunDir, TrainState, write_atomic};
+pub use listing::{fresh_run_dir, list_runs, utc_stamp};
+pub use rows::{EpochRow, LossRow};
+
+/// The experiment as trained.
+pub const CONFIG: &str = "config.toml";
+/// One row per logged step (`LossRow`).
+pub const LOSSES: &str = "losses.jsonl";
+/// One row per epoch (`EpochRow`).
+pub const EPOCHS: &str = "epochs.jsonl";
+/// The last complete checkpoint, and the two names a save passes through.
+pub const CHECKPOINT: &str = "checkpoint";
+pub const CHECKPOINT_TMP: &str = "checkpoint.tmp";
+pub const CHECKPOINT_OLD: &str = "checkpoint.old";
+/// Inside a checkpoint: counters and scalars; written last.
+pub const STATE: &str = "state.json";
+/// Held by the process training the run.
+pub const LOCK: &str = "train.lock";
+/// The weights in a checkpoint, each as `<name>.bpk` (what latentlab loads)
+/// and `<name>.safetensors` (PyTorch names, for use elsewhere), with the
+/// optimiser's moments in `<name>.adam` for the two trained models.
+pub const AUTOENCODER: &str = "autoencoder";
+pub const UNET: &str = "unet";
+pub const UNET_EMA: &str = "unet_ema";
+/// Where the window's exports of a run go.
+pub const EXPORTS: &str = "exports";
