@@ -1,5 +1,7 @@
-//! Backend and device selection: the only place that knows which Burn
-//! backends this build has. Everything else takes a `burn::tensor::Device`.
+//! Backend and device selection: which Burn backends this build has, and
+//! which device a run uses. With `src/model/fused/` (each backend's kernels)
+//! it is the only code that names backends; everything else takes a
+//! `burn::tensor::Device`.
 
 use burn::tensor::Device;
 

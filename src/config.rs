@@ -99,6 +99,15 @@ pub enum SamplerKind {
     Ddim,
 }
 
+impl SamplerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Ddpm => "DDPM",
+            SamplerKind::Ddim => "DDIM",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VarianceKind {
@@ -116,6 +125,17 @@ pub struct SamplingConfig {
     pub steps: usize,
     pub eta: f64,
     pub variance: VarianceKind,
+}
+
+impl SamplingConfig {
+    /// The sampler in a few words, e.g. "DDIM 50 steps · η 0"; every label
+    /// of sampler settings starts from this one.
+    pub fn label(&self) -> String {
+        match self.sampler {
+            SamplerKind::Ddim => format!("DDIM {} steps · η {}", self.steps, self.eta),
+            SamplerKind::Ddpm => format!("DDPM all T steps · η {}", self.eta),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -162,18 +162,7 @@ impl LatentDiffusion {
 
     /// A sampling request from the run's own sampling settings.
     pub fn default_request(&self, n: usize, seed: u64) -> SampleRequest {
-        let s = &self.cfg.sampling;
-        SampleRequest {
-            n,
-            sampler: s.sampler,
-            steps: s.steps,
-            eta: s.eta,
-            variance: s.variance,
-            seed,
-            clip_x0: self.state.latent_bound,
-            capture: sampler::Capture::None,
-            initial: None,
-        }
+        SampleRequest::from_config(&self.cfg.sampling, n, seed, self.state.latent_bound)
     }
 
     /// Sample and decode: images [n·784] in [0, 1], plus decoded frames.

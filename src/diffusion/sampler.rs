@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use burn::prelude::*;
 
 use super::schedule::NoiseSchedule;
-use crate::config::{SamplerKind, VarianceKind};
+use crate::config::{SamplerKind, SamplingConfig, VarianceKind};
 use crate::model::Unet;
 use crate::rng::Rng;
 
@@ -35,6 +35,25 @@ pub struct SampleRequest {
     /// Start from this x_T ([n·latent_dim], standardised space) instead of
     /// fresh noise — used for interpolation.
     pub initial: Option<Vec<f32>>,
+}
+
+impl SampleRequest {
+    /// The one place a request is built: a config's sampling settings for
+    /// `n` samples from `seed`, nothing captured, fresh noise. The CLI, the
+    /// window and the trainer's preview start here and change what they need.
+    pub fn from_config(s: &SamplingConfig, n: usize, seed: u64, clip_x0: Option<f32>) -> Self {
+        Self {
+            n,
+            sampler: s.sampler,
+            steps: s.steps,
+            eta: s.eta,
+            variance: s.variance,
+            seed,
+            clip_x0,
+            capture: Capture::None,
+            initial: None,
+        }
+    }
 }
 
 /// One captured reverse step: the state entering timestep `t` and the

@@ -217,16 +217,18 @@ fn finish_epoch(
         seconds,
         eval: None,
     });
+    // Deterministic DDIM whatever the run samples with: a cheap preview.
     let req = SampleRequest {
-        n: PREVIEW_SAMPLES,
         sampler: SamplerKind::Ddim,
         steps: PREVIEW_STEPS.min(schedule.len()),
         eta: 0.0,
-        variance: ctx.cfg.sampling.variance,
-        seed: ctx.cfg.seed,
-        clip_x0: ctx.state.latent_bound,
         capture: Capture::All,
-        initial: None,
+        ..SampleRequest::from_config(
+            &ctx.cfg.sampling,
+            PREVIEW_SAMPLES,
+            ctx.cfg.seed,
+            ctx.state.latent_bound,
+        )
     };
     let (images, frames) = pipeline::generate(
         ae,

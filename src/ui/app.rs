@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use egui::ViewportCommand;
 
 use super::config_form::ConfigForm;
-use super::jobs::{JobResult, Jobs, LocatedData};
+use super::jobs::{Job, JobResult, Jobs, LocatedData, Requester};
 use super::session::{Outcome, RunState, Session};
 use super::settings::{Settings, Tab};
 use super::widgets::TexCache;
@@ -439,19 +439,20 @@ impl App {
             } => {
                 self.experiment.data_preview = Some((description, subset));
             }
-            JobResult::Failed { what, message } => {
-                if what == "data" && self.pending.take().is_some() {
+            JobResult::Failed { job, message } => {
+                if job == Job::Data && self.pending.take().is_some() {
                     self.session.state = RunState::Idle;
                     self.session.status = "Could not load the dataset".into();
                 }
-                self.denoise.on_failed(&what);
-                self.samples.on_failed(&what);
-                self.error(format!("{what}: {message}"));
+                self.denoise.on_failed(job);
+                self.samples.on_failed(job);
+                self.error(format!("{}: {message}", job.name()));
             }
-            JobResult::Progress { what, done, total } => {
-                self.denoise.progress = (what == "sampling").then_some((done, total));
-                self.samples.progress = (what == "sampling").then_some((done, total));
-            }
+            JobResult::Progress { job, done, total } => match job {
+                Job::Sampling(Requester::Denoising) => self.denoise.progress = Some((done, total)),
+                Job::Sampling(Requester::Samples) => self.samples.progress = Some((done, total)),
+                _ => {}
+            },
             JobResult::Projection { .. } => latent::on_result(self, r),
             JobResult::Decoded { .. } => latent::on_result(self, r),
             JobResult::Generated { ticket, .. } if ticket == self.denoise.ticket => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::app::App;
 use super::export::{ExportRequest, Payload};
-use super::jobs::{CancelFlag, JobResult};
+use super::jobs::{CancelFlag, Job, JobResult, Requester};
 use super::session::Denoising;
 use super::widgets::{fit_zoom, show as show_tex};
 use crate::pipeline::SIDE;
@@ -33,8 +33,8 @@ pub struct DenoiseView {
 }
 
 impl DenoiseView {
-    pub fn on_failed(&mut self, what: &str) {
-        if what == "sampling" {
+    pub fn on_failed(&mut self, job: Job) {
+        if job == Job::Sampling(Requester::Denoising) {
             self.busy = false;
         }
     }
@@ -64,7 +64,7 @@ pub fn on_result(app: &mut App, r: JobResult) {
         v.generated = Some(Denoising {
             origin: format!(
                 "{n} samples, {} {visited} steps{kept}, seed {}",
-                format!("{:?}", s.sampler).to_uppercase(),
+                s.sampler.name(),
                 app.settings.denoise_seed
             ),
             n,
@@ -120,6 +120,7 @@ fn generate(app: &mut App) {
     app.denoise.cancel = Some(cancel.clone());
     super::work::generate(
         &app.jobs,
+        Requester::Denoising,
         ticket,
         super::work::Generate {
             run_dir,
@@ -141,17 +142,8 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
                 .prefix("samples "),
         );
         ui.add(egui::DragValue::new(&mut app.settings.denoise_seed).prefix("seed "));
-        let s = &app.config.sampling;
-        ui.weak(format!(
-            "{} {} · η {}",
-            format!("{:?}", s.sampler).to_uppercase(),
-            match s.sampler {
-                crate::config::SamplerKind::Ddim => format!("{} steps", s.steps),
-                crate::config::SamplerKind::Ddpm => "all T steps".into(),
-            },
-            s.eta
-        ))
-        .on_hover_text("Sampler settings live on the Samples and Experiment panels");
+        ui.weak(app.config.sampling.label())
+            .on_hover_text("Sampler settings live on the Samples and Experiment panels");
         let ready = app.session.can_sample && !app.denoise.busy;
         if ui
             .add_enabled(ready, egui::Button::new("Generate"))
@@ -160,19 +152,8 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         {
             generate(app);
         }
-        if app.denoise.busy {
-            if ui.button("Cancel").clicked() {
-                if let Some(c) = app.denoise.cancel.take() {
-                    c.cancel();
-                }
-                app.denoise.busy = false;
-            }
-            if let Some((done, total)) = app.denoise.progress {
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0),
-                );
-            }
-        }
+        let v = &mut app.denoise;
+        super::widgets::job_controls(ui, &mut v.busy, &mut v.cancel, v.progress);
     });
     let Some((d, version)) = source(app) else {
         ui.weak("Frames appear after each diffusion epoch (a DDIM preview), or press Generate.");

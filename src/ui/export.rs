@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use image::GrayImage;
 
-use super::jobs::{JobResult, Jobs, dialogs_available};
+use super::jobs::{Job, JobResult, Jobs, dialogs_available};
 use super::session::Curves;
 use crate::run::checkpoint::write_atomic;
 
@@ -52,7 +52,7 @@ pub fn fresh_path(dir: &Path, stem: &str, ext: &str) -> PathBuf {
 }
 
 pub fn export(jobs: &Jobs, req: ExportRequest, dir: PathBuf, use_dialogs: bool) {
-    jobs.spawn("export", move |reply| {
+    jobs.spawn(Job::Export, move |reply| {
         let dialog = use_dialogs && dialogs_available();
         if let Payload::RunDir(src) = &req.payload {
             let dest = if dialog {
@@ -110,7 +110,7 @@ pub fn export(jobs: &Jobs, req: ExportRequest, dir: PathBuf, use_dialogs: bool) 
 
 /// After the user confirmed: replace `path`.
 pub fn overwrite(jobs: &Jobs, path: PathBuf, bytes: Arc<Vec<u8>>) {
-    jobs.spawn("export", move |reply| {
+    jobs.spawn(Job::Export, move |reply| {
         write_atomic(&path, &bytes).map_err(|e| e.to_string())?;
         reply.send(JobResult::ExportWritten(path));
         Ok(())

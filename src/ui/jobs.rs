@@ -28,6 +28,51 @@ pub struct LocatedData {
     pub subset: bool,
 }
 
+/// What a background job does, and for whom: its progress and its failure
+/// go back to that owner by type, never by matching a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Finding and loading the dataset a run trains on.
+    Data,
+    /// Saying which dataset Start would use.
+    DataPreview,
+    Projection,
+    /// Sampling for one panel.
+    Sampling(Requester),
+    Interpolation,
+    /// Decoding one latent point.
+    Decode,
+    Runs,
+    Curves,
+    Dialog,
+    Export,
+}
+
+/// The panels that generate samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    Samples,
+    Denoising,
+}
+
+impl Job {
+    /// Names the job in thread names and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Data => "data",
+            Job::DataPreview => "data-preview",
+            Job::Projection => "projection",
+            Job::Sampling(_) => "sampling",
+            Job::Interpolation => "interpolation",
+            Job::Decode => "decode",
+            Job::Runs => "runs",
+            Job::Curves => "curves",
+            Job::Dialog => "dialog",
+            Job::Export => "export",
+        }
+    }
+}
+
 pub enum JobResult {
     DataReady(Box<LocatedData>),
     DataPreview {
@@ -44,7 +89,7 @@ pub enum JobResult {
         done: bool,
     },
     Progress {
-        what: &'static str,
+        job: Job,
         done: usize,
         total: usize,
     },
@@ -82,7 +127,7 @@ pub enum JobResult {
     },
     ExportCancelled,
     Failed {
-        what: String,
+        job: Job,
         message: String,
     },
 }
@@ -137,7 +182,7 @@ impl Jobs {
     /// Run `work` on its own thread; an error or a panic becomes `Failed`.
     pub fn spawn(
         &self,
-        what: &str,
+        job: Job,
         work: impl FnOnce(&Reply) -> Result<(), String> + Send + 'static,
     ) {
         let tx = Reply {
@@ -146,9 +191,8 @@ impl Jobs {
         };
         let running = self.running.clone();
         running.fetch_add(1, Ordering::Relaxed);
-        let what = what.to_string();
         let spawned = std::thread::Builder::new()
-            .name(format!("latentlab-{what}"))
+            .name(format!("latentlab-{}", job.name()))
             .spawn(move || {
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&tx)));
                 let message = match outcome {
@@ -158,14 +202,14 @@ impl Jobs {
                 };
                 running.fetch_sub(1, Ordering::Relaxed);
                 match message {
-                    Some(message) => tx.send(JobResult::Failed { what, message }),
+                    Some(message) => tx.send(JobResult::Failed { job, message }),
                     None => tx.wake(),
                 }
             });
         if let Err(e) = spawned {
             self.running.fetch_sub(1, Ordering::Relaxed);
             let _ = self.tx.send(JobResult::Failed {
-                what: "thread".into(),
+                job,
                 message: format!("cannot start a background thread: {e}"),
             });
         }

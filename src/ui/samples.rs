@@ -4,7 +4,7 @@
 
 use super::app::App;
 use super::export::{ExportRequest, Payload};
-use super::jobs::{CancelFlag, JobResult};
+use super::jobs::{CancelFlag, Job, JobResult, Requester};
 use super::widgets::{count, image_at, show as show_tex, single};
 use crate::config::SamplerKind;
 use crate::pipeline::SIDE;
@@ -27,8 +27,8 @@ pub struct SamplesView {
 }
 
 impl SamplesView {
-    pub fn on_failed(&mut self, what: &str) {
-        if what == "sampling" || what == "interpolation" {
+    pub fn on_failed(&mut self, job: Job) {
+        if matches!(job, Job::Sampling(Requester::Samples) | Job::Interpolation) {
             self.busy = false;
         }
     }
@@ -84,17 +84,13 @@ fn generate(app: &mut App) {
     let Some(g) = request(app, app.settings.samples_n) else {
         return;
     };
-    let s = &g.sampling;
-    app.samples.origin = match s.sampler {
-        SamplerKind::Ddpm => format!("DDPM, seed {}", g.seed),
-        SamplerKind::Ddim => format!("DDIM {} steps, η {}, seed {}", s.steps, s.eta, g.seed),
-    };
+    app.samples.origin = format!("{}, seed {}", g.sampling.label(), g.seed);
     let cancel = CancelFlag::default();
     let ticket = app.next_ticket();
     app.samples.ticket = ticket;
     app.samples.busy = true;
     app.samples.cancel = Some(cancel.clone());
-    super::work::generate(&app.jobs, ticket, g, cancel);
+    super::work::generate(&app.jobs, Requester::Samples, ticket, g, cancel);
 }
 
 fn interpolate(app: &mut App, a: usize, b: usize) {
@@ -145,19 +141,8 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
             app.form.reset(&cfg);
             generate(app);
         }
-        if app.samples.busy {
-            if ui.button("Cancel").clicked() {
-                if let Some(c) = app.samples.cancel.take() {
-                    c.cancel();
-                }
-                app.samples.busy = false;
-            }
-            if let Some((done, total)) = app.samples.progress {
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0),
-                );
-            }
-        }
+        let v = &mut app.samples;
+        super::widgets::job_controls(ui, &mut v.busy, &mut v.cancel, v.progress);
         if !app.samples.images.is_empty() && ui.button("Export PNG").clicked() {
             let n = count(&app.samples.images);
             let grid = crate::export::grid(

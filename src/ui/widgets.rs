@@ -117,3 +117,24 @@ pub fn confirm(ctx: &egui::Context, id: &str, question: &str, yes: &str, no: &st
     });
     choice
 }
+
+/// Cancel and progress of a panel's running sampling job, while it runs.
+pub fn job_controls(
+    ui: &mut egui::Ui,
+    busy: &mut bool,
+    cancel: &mut Option<super::jobs::CancelFlag>,
+    progress: Option<(usize, usize)>,
+) {
+    if !*busy {
+        return;
+    }
+    if ui.button("Cancel").clicked() {
+        if let Some(c) = cancel.take() {
+            c.cancel();
+        }
+        *busy = false;
+    }
+    if let Some((done, total)) = progress {
+        ui.add(egui::ProgressBar::new(done as f32 / total.max(1) as f32).desired_width(160.0));
+    }
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 
-use super::jobs::{CancelFlag, JobResult, Jobs, LocatedData, Subset};
+use super::jobs::{CancelFlag, Job, JobResult, Jobs, LocatedData, Requester, Subset};
 use super::session::Curves;
 use crate::config::{SamplerKind, SamplingConfig};
 use crate::data::{self, DatasetKind};
@@ -18,11 +18,11 @@ use crate::run::checkpoint::RunDir;
 
 /// Find and load a dataset (downloading when allowed), for training.
 pub fn load_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
-    jobs.spawn("data", move |reply| {
+    jobs.spawn(Job::Data, move |reply| {
         let allow = !data::no_download_from_env();
         let located = data::locate(kind, data_dir.as_deref(), allow, &|p| {
             reply.send(JobResult::Progress {
-                what: "download",
+                job: Job::Data,
                 done: p.done as usize,
                 total: p.total.unwrap_or(0) as usize,
             })
@@ -41,7 +41,7 @@ pub fn load_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
 
 /// Say which dataset Start would use, without downloading anything.
 pub fn preview_data(jobs: &Jobs, kind: DatasetKind, data_dir: Option<PathBuf>) {
-    jobs.spawn("data-preview", move |reply| {
+    jobs.spawn(Job::DataPreview, move |reply| {
         let located =
             data::locate(kind, data_dir.as_deref(), false, &|_| {}).map_err(|e| e.to_string())?;
         reply.send(JobResult::DataPreview {
@@ -71,7 +71,7 @@ pub fn project(
     opts: TsneOptions,
     cancel: CancelFlag,
 ) {
-    jobs.spawn("projection", move |reply| {
+    jobs.spawn(Job::Projection, move |reply| {
         let send = |points: Vec<[f32; 2]>, iteration: usize, done: bool| {
             reply.send(JobResult::Projection {
                 ticket,
@@ -118,22 +118,15 @@ pub struct Generate {
 
 fn request(g: &Generate, initial: Vec<f32>, n: usize, clip_x0: Option<f32>) -> SampleRequest {
     SampleRequest {
-        n,
-        clip_x0,
-        sampler: g.sampling.sampler,
-        steps: g.sampling.steps,
-        eta: g.sampling.eta,
-        variance: g.sampling.variance,
-        seed: g.seed,
-        capture: Capture::None,
         initial: Some(initial),
+        ..SampleRequest::from_config(&g.sampling, n, g.seed, clip_x0)
     }
 }
 
 /// Generate samples (and every denoising frame when `capture`) once; the
 /// app caches the decoded frames so scrubbing never recomputes anything.
-pub fn generate(jobs: &Jobs, ticket: u64, g: Generate, cancel: CancelFlag) {
-    jobs.spawn("sampling", move |reply| {
+pub fn generate(jobs: &Jobs, requester: Requester, ticket: u64, g: Generate, cancel: CancelFlag) {
+    jobs.spawn(Job::Sampling(requester), move |reply| {
         let model = LatentDiffusion::load(&g.run_dir, &g.device).map_err(|e| e.to_string())?;
         let dim = model.cfg.autoencoder.latent_dim;
         // The same x_T the sampler would draw, made explicit so that
@@ -147,7 +140,7 @@ pub fn generate(jobs: &Jobs, ticket: u64, g: Generate, cancel: CancelFlag) {
         let (images, frames) = model
             .generate(&req, &mut |done, total| {
                 reply.send(JobResult::Progress {
-                    what: "sampling",
+                    job: Job::Sampling(requester),
                     done,
                     total,
                 });
@@ -186,7 +179,7 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
 /// Decode `steps` points between two starting noises with deterministic
 /// DDIM (η = 0), so the path in latent space is smooth.
 pub fn interpolate(jobs: &Jobs, ticket: u64, g: Generate, a: Vec<f32>, b: Vec<f32>, steps: usize) {
-    jobs.spawn("interpolation", move |reply| {
+    jobs.spawn(Job::Interpolation, move |reply| {
         let model = LatentDiffusion::load(&g.run_dir, &g.device).map_err(|e| e.to_string())?;
         let steps = steps.max(2);
         let initial: Vec<f32> = (0..steps)
@@ -213,7 +206,7 @@ pub fn decode_latent(
     index: usize,
     latent: Vec<f32>,
 ) {
-    jobs.spawn("decode", move |reply| {
+    jobs.spawn(Job::Decode, move |reply| {
         let (run, cfg, state) = RunDir::open(&run_dir).map_err(|e| e.to_string())?;
         if state.is_none() {
             return Err(
@@ -236,14 +229,14 @@ pub fn decode_latent(
 
 /// Run directories under `root` (those with a config.toml), newest first.
 pub fn list_runs(jobs: &Jobs, root: PathBuf) {
-    jobs.spawn("runs", move |reply| {
+    jobs.spawn(Job::Runs, move |reply| {
         reply.send(JobResult::RunsListed(crate::run::list_runs(&root)));
         Ok(())
     });
 }
 
 pub fn load_curves(jobs: &Jobs, dir: PathBuf) {
-    jobs.spawn("curves", move |reply| {
+    jobs.spawn(Job::Curves, move |reply| {
         let curves = Curves::from_run_dir(&dir)?;
         reply.send(JobResult::RunCurves {
             dir,
@@ -255,7 +248,7 @@ pub fn load_curves(jobs: &Jobs, dir: PathBuf) {
 
 /// Ask for a folder (resume from a run directory) on a dialog thread.
 pub fn pick_folder(jobs: &Jobs, start: PathBuf) {
-    jobs.spawn("dialog", move |reply| {
+    jobs.spawn(Job::Dialog, move |reply| {
         if let Some(dir) = rfd::FileDialog::new().set_directory(start).pick_folder() {
             reply.send(JobResult::PickedFolder(dir));
         }
