@@ -621,3 +621,12 @@ fn a_window_torn_down_mid_run_still_saves_a_checkpoint() {
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
     assert!(state["ae_step"].as_u64().unwrap() > 0, "{state}");
 }
+
+#[test]
+fn loss_plots_without_data_say_what_they_wait_for() {
+    let mut h = small_form(None);
+    h.state_mut().settings.tab = Tab::Loss;
+    h.run();
+    h.get_by_label_contains("Start a run on the Experiment panel to see its loss here.");
+    h.get_by_label_contains("Waiting for the diffusion stage");
+}

@@ -227,6 +227,21 @@ fn plot(app: &mut App, ui: &mut egui::Ui, stage: Stage, height: f32) {
         Stage::Diffusion => Color32::from_rgb(255, 150, 80),
     };
     ui.label(egui::RichText::new(&title).strong());
+    if current.raw.is_empty() && overlays.is_empty() {
+        // Empty axes would say nothing; say what the plot is waiting for.
+        let waiting = match stage {
+            Stage::Autoencoder if app.training() => "Waiting for the first logged step…",
+            Stage::Autoencoder => "Start a run on the Experiment panel to see its loss here.",
+            Stage::Diffusion => {
+                "Waiting for the diffusion stage: it starts once the autoencoder has trained."
+            }
+        };
+        let size = egui::vec2(ui.available_width(), height - 20.0);
+        ui.allocate_ui(size, |ui| {
+            ui.centered_and_justified(|ui| ui.weak(waiting));
+        });
+        return;
+    }
     Plot::new(("loss", stage.name()))
         .height(height - 20.0)
         .legend(Legend::default())
