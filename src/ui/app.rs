@@ -421,12 +421,6 @@ impl App {
         match r {
             JobResult::DataReady(located) => {
                 let located = Arc::new(*located);
-                if located.subset {
-                    self.info(format!(
-                        "offline MNIST subset in use: {}",
-                        located.description
-                    ));
-                }
                 self.experiment.data_preview = Some((located.description.clone(), located.subset));
                 if let Some(p) = self.pending.take() {
                     self.data = Some((p.kind, self.data_dir(), located.clone()));

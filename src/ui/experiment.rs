@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::app::App;
 use super::session::RunState;
+use super::settings::Tab;
 use super::widgets::{note, problem};
 use crate::backend;
 use crate::config::{ExperimentConfig, PRESETS};
@@ -196,8 +197,9 @@ fn pickers(app: &mut App, ui: &mut egui::Ui) {
                         ui.weak(&inj.data.source);
                     }
                     (None, Some((desc, subset))) => {
+                        // The description names the subset already.
                         if *subset {
-                            note(ui, format!("offline MNIST subset in use — {desc}"));
+                            note(ui, desc.as_str());
                         } else {
                             ui.weak(desc);
                         }
@@ -423,7 +425,10 @@ pub fn compact_progress(app: &App, ui: &mut egui::Ui) {
 pub fn status_line(app: &App, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.label(&app.session.status);
-        if app.session.dataset.contains("offline MNIST subset") {
+        // On the Experiment panel the Dataset line says it already.
+        if app.session.dataset.contains("offline MNIST subset")
+            && app.settings.tab != Tab::Experiment
+        {
             ui.separator();
             note(ui, "offline MNIST subset in use");
         }
