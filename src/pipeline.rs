@@ -91,7 +91,9 @@ pub fn decode_scaled(ae: &Autoencoder, latents: &[f32], scale: f32, device: &Dev
     out
 }
 
-/// Trained models loaded from a run directory for inference.
+/// Trained models for inference: loaded from a run directory, or lent by a
+/// trainer during its diffusion stage.
+#[derive(Clone)]
 pub struct LatentDiffusion {
     pub cfg: ExperimentConfig,
     pub state: TrainState,

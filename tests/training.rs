@@ -392,6 +392,7 @@ fn a_non_finite_loss_stops_the_stage_with_a_clear_error() {
         events,
         commands,
         last_checkpoint: None,
+        loans: Vec::new(),
     };
     let mut buffer = LossBuffer::new(Stage::Diffusion);
     let value = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), &device);

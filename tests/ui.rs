@@ -630,3 +630,36 @@ fn loss_plots_without_data_say_what_they_wait_for() {
     h.get_by_label_contains("Start a run on the Experiment panel to see its loss here.");
     h.get_by_label_contains("Waiting for the diffusion stage");
 }
+
+#[test]
+fn samples_come_from_the_live_model_during_the_diffusion_stage() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = tiny_app(runs.path());
+    let mut cfg = common::tiny_config();
+    cfg.diffusion_training.epochs = 10_000; // no U-Net checkpoint before the end
+    h.state_mut().config = cfg;
+    h.get_by_label("Start").click();
+    let in_diffusion = |a: &App| {
+        a.session
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.stage == latentlab::train::Stage::Diffusion)
+    };
+    assert!(step_until(&mut h, 300, in_diffusion), "no diffusion stage");
+    assert!(!h.state().session.can_sample, "no U-Net checkpoint yet");
+    h.get_by_label("Samples").click();
+    h.step();
+    assert!(!h.get_by_label("Generate").accesskit_node().is_disabled());
+    h.get_by_label("Generate").click();
+    assert!(
+        step_until(&mut h, 120, |a| !a.samples.images.is_empty()),
+        "{:?}",
+        h.state().messages
+    );
+    assert!(h.state().training(), "training goes on while it samples");
+    let images = &h.state().samples.images;
+    assert_eq!(images.len(), h.state().settings.samples_n * 784);
+    assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
+    let run_dir = h.state().session.run_dir.clone().unwrap();
+    assert!(!run_dir.join("checkpoint/unet.bpk").exists());
+}

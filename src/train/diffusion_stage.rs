@@ -118,6 +118,19 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
             finish_epoch(ctx, ae, &sampler_net, &schedule, &end, step)?;
         }
         let (save_now, stop) = stage.control(ctx, step)?;
+        if !ctx.loans.is_empty() {
+            let live = pipeline::LatentDiffusion {
+                cfg: cfg.clone(),
+                state: ctx.state.clone(),
+                ae: ae.clone(),
+                unet: ema_module(&ema, &unet).unwrap_or_else(|| unet.valid()),
+                schedule: schedule.clone(),
+                device: ctx.device.clone(),
+            };
+            for loan in ctx.loans.drain(..) {
+                let _ = loan.0.send(live.clone());
+            }
+        }
         if save_now {
             save_all(ctx, &unet, &optim, &ema)?;
         }

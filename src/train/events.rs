@@ -129,6 +129,20 @@ pub enum Event {
     },
 }
 
+/// A request for the models being trained, to sample from them while
+/// training goes on. The diffusion stage answers between two steps with a
+/// copy of the current (EMA) U-Net and the autoencoder; before that stage,
+/// or once the run ends, the sender is dropped unanswered. Weights travel
+/// on this reply channel, never on the event stream.
+#[derive(Debug, Clone)]
+pub struct ModelRequest(pub crossbeam_channel::Sender<crate::pipeline::LatentDiffusion>);
+
+impl PartialEq for ModelRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Pause,
@@ -137,4 +151,6 @@ pub enum Command {
     Stop,
     /// Save a checkpoint now and carry on.
     SaveCheckpoint,
+    /// Hand a copy of the live models to a sampling job.
+    LendModel(ModelRequest),
 }

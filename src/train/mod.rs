@@ -7,5 +7,5 @@ pub mod optim;
 pub mod trainer;
 pub mod worker;
 
-pub use events::{Command, Event, Stage};
+pub use events::{Command, Event, ModelRequest, Stage};
 pub use worker::{Start, TrainJob, Worker};

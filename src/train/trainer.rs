@@ -8,7 +8,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
 
-use super::events::{Command, Event, Progress, Stage};
+use super::events::{Command, Event, ModelRequest, Progress, Stage};
 use crate::config::{ExperimentConfig, LrSchedule, StageTraining};
 use crate::data::Dataset;
 use crate::rng::Rng;
@@ -82,6 +82,8 @@ pub struct Ctx {
     pub events: Sender<Event>,
     pub commands: Receiver<Command>,
     pub last_checkpoint: Option<PathBuf>,
+    /// Requests for the live models, answered by the diffusion stage.
+    pub loans: Vec<ModelRequest>,
 }
 
 /// What the caller of `between_steps` must do next.
@@ -99,7 +101,7 @@ impl Ctx {
     }
 
     /// Drain commands; while paused, block until resumed or stopped.
-    pub fn between_steps(&self) -> Control {
+    pub fn between_steps(&mut self) -> Control {
         let mut control = Control::Continue;
         let mut paused = false;
         loop {
@@ -125,6 +127,11 @@ impl Ctx {
                 }
                 Command::Stop => return Control::Stop,
                 Command::SaveCheckpoint => control = Control::Checkpoint,
+                // Only the diffusion stage has a model to lend; dropping
+                // the request tells the asker so at once.
+                Command::LendModel(request) if self.state.stage == Stage::Diffusion => {
+                    self.loans.push(request)
+                }
                 _ => {}
             }
         }

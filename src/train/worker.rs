@@ -94,6 +94,7 @@ pub fn run(
         events: events.clone(),
         commands,
         last_checkpoint: checkpoint,
+        loans: Vec::new(),
     };
     let result = (|| {
         let (ae, outcome) = ae_stage::run(&mut ctx)?;

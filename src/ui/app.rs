@@ -70,6 +70,10 @@ pub struct Message {
     pub error: bool,
 }
 
+/// Why Generate is disabled.
+pub const SAMPLING_NEEDS: &str =
+    "Needs a run in its diffusion stage, or one whose diffusion stage saved a checkpoint";
+
 /// Frame timing, for the UI benchmark.
 #[derive(Debug, Default, Clone)]
 pub struct FrameStats {
@@ -173,6 +177,42 @@ impl App {
             }
         }
         app
+    }
+
+    /// Whether the live trainer is in its diffusion stage (its models can
+    /// be lent to sample from).
+    fn live_diffusion(&self) -> bool {
+        self.worker.is_some()
+            && self.training()
+            && self
+                .session
+                .progress
+                .as_ref()
+                .is_some_and(|p| p.stage == crate::train::Stage::Diffusion)
+    }
+
+    /// Whether Samples and Denoising can generate now.
+    pub fn can_sample(&self) -> bool {
+        self.session.can_sample || self.live_diffusion()
+    }
+
+    /// The models a generation should use: the live ones during the
+    /// diffusion stage (newer than any checkpoint), else the checkpoint.
+    pub fn model_source(&mut self) -> Option<super::work::ModelSource> {
+        let checkpoint = self
+            .session
+            .run_dir
+            .clone()
+            .filter(|_| self.session.can_sample);
+        if self.live_diffusion() {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            self.command(Command::LendModel(crate::train::ModelRequest(tx)));
+            return Some(super::work::ModelSource::Live {
+                lent: rx,
+                checkpoint,
+            });
+        }
+        checkpoint.map(super::work::ModelSource::Checkpoint)
     }
 
     /// Where the user's own presets live.

@@ -103,7 +103,7 @@ pub fn pairs(d: &Denoising, frame: usize) -> Vec<f32> {
 }
 
 fn generate(app: &mut App) {
-    let Some(run_dir) = app.session.run_dir.clone() else {
+    let Some(source) = app.model_source() else {
         return;
     };
     let device = match app.device() {
@@ -123,7 +123,7 @@ fn generate(app: &mut App) {
         Requester::Denoising,
         ticket,
         super::work::Generate {
-            run_dir,
+            source,
             device,
             n: app.settings.denoise_n,
             seed: app.settings.denoise_seed,
@@ -144,10 +144,10 @@ pub fn show(app: &mut App, ui: &mut egui::Ui) {
         ui.add(egui::DragValue::new(&mut app.settings.denoise_seed).prefix("seed "));
         ui.weak(app.config.sampling.label())
             .on_hover_text("Sampler settings live on the Samples and Experiment panels");
-        let ready = app.session.can_sample && !app.denoise.busy;
+        let ready = app.can_sample() && !app.denoise.busy;
         if ui
             .add_enabled(ready, egui::Button::new("Generate"))
-            .on_disabled_hover_text("Needs a run whose diffusion stage has a checkpoint")
+            .on_disabled_hover_text(super::app::SAMPLING_NEEDS)
             .clicked()
         {
             generate(app);

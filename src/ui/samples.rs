@@ -63,10 +63,10 @@ pub fn on_result(app: &mut App, r: JobResult) {
 }
 
 fn request(app: &mut App, n: usize) -> Option<super::work::Generate> {
-    let run_dir = app.session.run_dir.clone()?;
+    let source = app.model_source()?;
     match app.device() {
         Ok(device) => Some(super::work::Generate {
-            run_dir,
+            source,
             device,
             n,
             seed: app.settings.samples_seed,
@@ -130,10 +130,10 @@ fn controls(app: &mut App, ui: &mut egui::Ui) {
                 .prefix("samples "),
         );
         ui.add(egui::DragValue::new(&mut app.settings.samples_seed).prefix("seed "));
-        let ready = app.session.can_sample && !app.samples.busy;
+        let ready = app.can_sample() && !app.samples.busy;
         if ui
             .add_enabled(ready, egui::Button::new("Generate"))
-            .on_disabled_hover_text("Needs a run whose diffusion stage has a checkpoint")
+            .on_disabled_hover_text(super::app::SAMPLING_NEEDS)
             .clicked()
         {
             // Keep the experiment form in step with the values edited here.

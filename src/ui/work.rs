@@ -105,10 +105,49 @@ pub fn project(
     });
 }
 
+/// Where a generation gets its models.
+#[derive(Clone)]
+pub enum ModelSource {
+    /// The run's last checkpoint.
+    Checkpoint(PathBuf),
+    /// The trainer's live models, lent during its diffusion stage; the
+    /// checkpoint (if the run has one) when the trainer cannot answer.
+    Live {
+        lent: crossbeam_channel::Receiver<LatentDiffusion>,
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// How long a sampling job waits for the trainer to lend its models: it
+/// answers between two steps, unless paused.
+const LOAN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl ModelSource {
+    fn load(&self, device: &Device) -> Result<LatentDiffusion, String> {
+        let from_checkpoint =
+            |dir: &PathBuf| LatentDiffusion::load(dir, device).map_err(|e| e.to_string());
+        match self {
+            ModelSource::Checkpoint(dir) => from_checkpoint(dir),
+            ModelSource::Live { lent, checkpoint } => {
+                match (lent.recv_timeout(LOAN_WAIT), checkpoint) {
+                    (Ok(model), _) => Ok(model),
+                    (Err(_), Some(dir)) => from_checkpoint(dir),
+                    (Err(_), None) => {
+                        Err("the trainer did not lend its model (paused, or the run \
+                                       ended); resume training, or sample once its diffusion \
+                                       stage has saved a checkpoint"
+                            .into())
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Sampler settings for one generation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Generate {
-    pub run_dir: PathBuf,
+    pub source: ModelSource,
     pub device: Device,
     pub n: usize,
     pub seed: u64,
@@ -127,7 +166,7 @@ fn request(g: &Generate, initial: Vec<f32>, n: usize, clip_x0: Option<f32>) -> S
 /// app caches the decoded frames so scrubbing never recomputes anything.
 pub fn generate(jobs: &Jobs, requester: Requester, ticket: u64, g: Generate, cancel: CancelFlag) {
     jobs.spawn(Job::Sampling(requester), move |reply| {
-        let model = LatentDiffusion::load(&g.run_dir, &g.device).map_err(|e| e.to_string())?;
+        let model = g.source.load(&g.device)?;
         let dim = model.cfg.autoencoder.latent_dim;
         // The same x_T the sampler would draw, made explicit so that
         // interpolation can start from it.
@@ -180,7 +219,7 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
 /// DDIM (η = 0), so the path in latent space is smooth.
 pub fn interpolate(jobs: &Jobs, ticket: u64, g: Generate, a: Vec<f32>, b: Vec<f32>, steps: usize) {
     jobs.spawn(Job::Interpolation, move |reply| {
-        let model = LatentDiffusion::load(&g.run_dir, &g.device).map_err(|e| e.to_string())?;
+        let model = g.source.load(&g.device)?;
         let steps = steps.max(2);
         let initial: Vec<f32> = (0..steps)
             .flat_map(|i| slerp(&a, &b, i as f32 / (steps - 1) as f32))
