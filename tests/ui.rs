@@ -322,15 +322,22 @@ fn a_finished_run_denoises_samples_and_interpolates_in_the_window() {
     );
 }
 
-#[test]
-fn closing_the_window_while_training_saves_a_checkpoint_first() {
-    let runs = tempfile::tempdir().unwrap();
-    let mut h = tiny_app(runs.path());
+/// A tiny run started in the window, long in its autoencoder stage (no
+/// checkpoint before it ends), with its first loss points in.
+fn training_autoencoder(runs: &std::path::Path) -> Harness<'static, App> {
+    let mut h = tiny_app(runs);
     let mut cfg = common::tiny_config();
     cfg.ae_training.epochs = 500;
     h.state_mut().config = cfg;
     h.get_by_label("Start").click();
     assert!(step_until(&mut h, 120, |a| !a.session.curves.ae.is_empty()));
+    h
+}
+
+#[test]
+fn closing_the_window_while_training_saves_a_checkpoint_first() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = training_autoencoder(runs.path());
     h.input_mut()
         .viewports
         .entry(egui::ViewportId::ROOT)
@@ -608,12 +615,7 @@ fn a_window_torn_down_mid_run_still_saves_a_checkpoint() {
     // What a panic unwinding through the UI thread does to the app: it is
     // dropped without on_exit. The run must still stop with a checkpoint.
     let runs = tempfile::tempdir().unwrap();
-    let mut h = tiny_app(runs.path());
-    let mut cfg = common::tiny_config();
-    cfg.ae_training.epochs = 500;
-    h.state_mut().config = cfg;
-    h.get_by_label("Start").click();
-    assert!(step_until(&mut h, 120, |a| !a.session.curves.ae.is_empty()));
+    let h = training_autoencoder(runs.path());
     let run_dir = h.state().session.run_dir.clone().unwrap();
     assert!(!run_dir.join("checkpoint/state.json").exists(), "none yet");
     drop(h);
