@@ -11,6 +11,7 @@ use egui::ViewportCommand;
 
 use super::config_form::ConfigForm;
 use super::jobs::{Job, JobResult, Jobs, LocatedData, Requester};
+use super::panel::{Action, PanelCtx};
 use super::session::{Outcome, RunState, Session};
 use super::settings::{Settings, Tab};
 use super::widgets::TexCache;
@@ -213,6 +214,15 @@ impl App {
             });
         }
         checkpoint.map(super::work::ModelSource::Checkpoint)
+    }
+
+    /// Carry out what the panels asked for during the frame.
+    fn apply(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Export(req) => self.export(req),
+            }
+        }
     }
 
     /// Where the user's own presets live.
@@ -559,14 +569,27 @@ impl eframe::App for App {
         // software GL every full-window fill costs frame time.
         let central =
             egui::CentralPanel::default_margins().frame(egui::Frame::new().inner_margin(8));
-        central.show(ui, |ui| match self.settings.tab {
-            Tab::Experiment => experiment::show(self, ui),
-            Tab::Loss => loss::show(self, ui),
-            Tab::Reconstructions => reconstructions::show(self, ui),
-            Tab::Latent => latent::show(self, ui),
-            Tab::Denoising => denoising::show(self, ui),
-            Tab::Samples => samples::show(self, ui),
+        let mut actions = Vec::new();
+        central.show(ui, |ui| {
+            let training = self.training();
+            let mut cx = PanelCtx {
+                session: &self.session,
+                settings: &mut self.settings,
+                jobs: &self.jobs,
+                textures: &mut self.textures,
+                actions: &mut actions,
+                training,
+            };
+            match cx.settings.tab {
+                Tab::Experiment => experiment::show(self, ui),
+                Tab::Loss => self.loss.show(&mut cx, ui),
+                Tab::Reconstructions => self.recon.show(&mut cx, ui),
+                Tab::Latent => latent::show(self, ui),
+                Tab::Denoising => denoising::show(self, ui),
+                Tab::Samples => samples::show(self, ui),
+            }
         });
+        self.apply(actions);
         self.overwrite_prompt(&ctx);
         if self.frame_stats.ui_times.len() < FrameStats::CAP {
             self.frame_stats

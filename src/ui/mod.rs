@@ -12,6 +12,7 @@ pub mod export;
 pub mod jobs;
 pub mod latent;
 pub mod loss;
+pub mod panel;
 pub mod reconstructions;
 mod relay;
 pub mod samples;

@@ -1,0 +1,35 @@
+//! What a panel may touch, and how it asks for more.
+//!
+//! A panel owns its own state (a struct in its file) and draws from a
+//! narrow context: read-only session data, the persisted settings, the job
+//! runner, the texture cache and an action queue. Anything that reaches
+//! beyond the panel — exporting, messages — is pushed as an `Action` and
+//! applied by `App` once, at the end of the frame. Panels never import `App`.
+
+use super::export::ExportRequest;
+use super::jobs::Jobs;
+use super::session::Session;
+use super::settings::Settings;
+use super::widgets::TexCache;
+
+pub struct PanelCtx<'a> {
+    pub session: &'a Session,
+    pub settings: &'a mut Settings,
+    pub jobs: &'a Jobs,
+    pub textures: &'a mut TexCache,
+    pub actions: &'a mut Vec<Action>,
+    /// Whether a run is training now.
+    pub training: bool,
+}
+
+/// What a panel asks the app to do after the frame.
+pub enum Action {
+    /// Write a file (PNG, GIF, CSV, …) where exports go.
+    Export(ExportRequest),
+}
+
+impl PanelCtx<'_> {
+    pub fn act(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+}
