@@ -221,6 +221,17 @@ impl App {
         for action in actions {
             match action {
                 Action::Export(req) => self.export(req),
+                Action::Info(text) => self.info(text),
+                Action::Error(text) => self.error(text),
+                Action::DecodeLatent { index, latent } => {
+                    let Some(dir) = self.session.run_dir.clone() else {
+                        continue;
+                    };
+                    match self.device() {
+                        Ok(device) => work::decode_latent(&self.jobs, dir, device, index, latent),
+                        Err(e) => self.error(e),
+                    }
+                }
             }
         }
     }
@@ -272,16 +283,6 @@ impl App {
             Some(inj) => inj.backend.clone(),
             None => self.settings.backend.clone(),
         }
-    }
-
-    /// Test image `i` of the dataset in use, as [0, 1] floats.
-    pub fn test_image(&self, i: usize) -> Option<Vec<f32>> {
-        let data = match (&self.opts.injected, &self.data) {
-            (Some(inj), _) => &inj.data,
-            (None, Some((_, _, located))) => &located.data,
-            _ => return None,
-        };
-        data.test_image(i).map(Dataset::to_f32)
     }
 
     pub fn data_dir(&self) -> Option<PathBuf> {
@@ -497,8 +498,7 @@ impl App {
                 Job::Sampling(Requester::Samples) => self.samples.progress = Some((done, total)),
                 _ => {}
             },
-            JobResult::Projection { .. } => latent::on_result(self, r),
-            JobResult::Decoded { .. } => latent::on_result(self, r),
+            JobResult::Projection { .. } | JobResult::Decoded { .. } => self.latent.on_result(r),
             JobResult::Generated { ticket, .. } if ticket == self.denoise.ticket => {
                 denoising::on_result(self, r)
             }
@@ -572,8 +572,15 @@ impl eframe::App for App {
         let mut actions = Vec::new();
         central.show(ui, |ui| {
             let training = self.training();
+            let data = match (&self.opts.injected, &self.data) {
+                (Some(inj), _) => Some(&inj.data),
+                (None, Some((_, _, located))) => Some(&located.data),
+                _ => None,
+            };
             let mut cx = PanelCtx {
                 session: &self.session,
+                config: &self.config,
+                data,
                 settings: &mut self.settings,
                 jobs: &self.jobs,
                 textures: &mut self.textures,
@@ -584,7 +591,7 @@ impl eframe::App for App {
                 Tab::Experiment => experiment::show(self, ui),
                 Tab::Loss => self.loss.show(&mut cx, ui),
                 Tab::Reconstructions => self.recon.show(&mut cx, ui),
-                Tab::Latent => latent::show(self, ui),
+                Tab::Latent => self.latent.show(&mut cx, ui),
                 Tab::Denoising => denoising::show(self, ui),
                 Tab::Samples => samples::show(self, ui),
             }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use egui_plot::{HoverPosition, Legend, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
-use super::app::App;
 use super::jobs::{CancelFlag, JobResult, Subset};
+use super::panel::{Action, PanelCtx};
 use super::widgets::{LABEL_COLORS, show as show_tex, single};
 use super::work::{self, Method, subset_name};
 use crate::metrics::projection::TsneOptions;
@@ -41,6 +41,8 @@ pub struct LatentView {
     pca_epoch: Option<(u64, usize)>,
     /// Points split by label, rebuilt when the map changes.
     series: Option<(u64, Subset, Vec<Vec<usize>>)>,
+    /// Tickets of this panel's projections.
+    ticket: u64,
 }
 
 impl Default for LatentView {
@@ -54,95 +56,17 @@ impl Default for LatentView {
             streamed: 0,
             pca_epoch: None,
             series: None,
+            ticket: 0,
         }
     }
 }
 
 /// How many latents a subset covers.
-fn subset_len(app: &App, s: Subset) -> usize {
-    let total = app.session.latents.as_ref().map_or(0, |l| l.labels.len());
+fn subset_len(cx: &PanelCtx<'_>, s: Subset) -> usize {
+    let total = cx.session.latents.as_ref().map_or(0, |l| l.labels.len());
     match s {
-        Subset::Batch => app.config.ae_training.batch_size.min(total),
+        Subset::Batch => cx.config.ae_training.batch_size.min(total),
         Subset::All => total,
-    }
-}
-
-fn launch(app: &mut App, subset: Subset, method: Method) {
-    let Some(l) = app.session.latents.clone() else {
-        return;
-    };
-    if let Some((_, _, c)) = app.latent.running.take() {
-        c.cancel();
-    }
-    let mut n = subset_len(app, subset);
-    if method == Method::Tsne && n > MAX_TSNE_POINTS {
-        n = MAX_TSNE_POINTS;
-        app.info(format!(
-            "t-SNE maps the first {MAX_TSNE_POINTS} of {} latents (its cap: more would take \
-             many minutes and gigabytes); PCA maps them all",
-            subset_len(app, subset)
-        ));
-    }
-    let ticket = app.next_ticket();
-    let cancel = CancelFlag::default();
-    let opts = TsneOptions {
-        perplexity: app.settings.perplexity,
-        epochs: app.settings.tsne_epochs,
-        seed: app.settings.tsne_seed,
-        ..Default::default()
-    };
-    if method == Method::Tsne {
-        app.latent.running = Some((ticket, subset, cancel.clone()));
-    }
-    let values = l.values[..n * l.dim].to_vec();
-    work::project(
-        &app.jobs, ticket, subset, method, values, l.dim, l.epoch, opts, cancel,
-    );
-}
-
-pub fn on_result(app: &mut App, r: JobResult) {
-    match r {
-        JobResult::Projection {
-            ticket,
-            subset,
-            points,
-            epoch,
-            iteration,
-            done,
-        } => {
-            let stale_tsne = app
-                .latent
-                .running
-                .as_ref()
-                .is_some_and(|(t, s, _)| *s == subset && *t != ticket);
-            if stale_tsne {
-                return;
-            }
-            let method = match &app.latent.running {
-                Some((t, _, _)) if *t == ticket => Method::Tsne,
-                _ => Method::Pca,
-            };
-            if method == Method::Tsne {
-                if done {
-                    app.latent.running = None;
-                } else {
-                    app.latent.streamed += 1;
-                }
-            }
-            app.latent.maps.insert(
-                subset,
-                Map {
-                    points,
-                    epoch,
-                    method,
-                    done,
-                    iteration,
-                    version: fresh_version(),
-                },
-            );
-        }
-        JobResult::Decoded { index, image } => app.latent.decoded = Some((index, image)),
-        _ => {}
     }
 }
 
@@ -153,216 +77,291 @@ fn fresh_version() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-pub fn show(app: &mut App, ui: &mut egui::Ui) {
-    let Some(latents) = app.session.latents.clone() else {
-        ui.weak("Latents of the test images appear after each autoencoder epoch.");
-        return;
-    };
-    // PCA is instant: keep both subsets' maps current with every new epoch.
-    let stamp = (app.session.generation, latents.epoch);
-    if app.latent.pca_epoch != Some(stamp) && app.latent.running.is_none() {
-        app.latent.pca_epoch = Some(stamp);
-        for s in [Subset::Batch, Subset::All] {
-            // A finished t-SNE stays until the user asks for another map.
-            if app
-                .latent
-                .maps
-                .get(&s)
-                .is_none_or(|m| m.method == Method::Pca)
+impl LatentView {
+    fn launch(&mut self, cx: &mut PanelCtx<'_>, subset: Subset, method: Method) {
+        let Some(l) = cx.session.latents.clone() else {
+            return;
+        };
+        if let Some((_, _, c)) = self.running.take() {
+            c.cancel();
+        }
+        let mut n = subset_len(cx, subset);
+        if method == Method::Tsne && n > MAX_TSNE_POINTS {
+            n = MAX_TSNE_POINTS;
+            cx.act(Action::Info(format!(
+                "t-SNE maps the first {MAX_TSNE_POINTS} of {} latents (its cap: more would take \
+                 many minutes and gigabytes); PCA maps them all",
+                subset_len(cx, subset)
+            )));
+        }
+        self.ticket += 1;
+        let ticket = self.ticket;
+        let cancel = CancelFlag::default();
+        let opts = TsneOptions {
+            perplexity: cx.settings.perplexity,
+            epochs: cx.settings.tsne_epochs,
+            seed: cx.settings.tsne_seed,
+            ..Default::default()
+        };
+        if method == Method::Tsne {
+            self.running = Some((ticket, subset, cancel.clone()));
+        }
+        let values = l.values[..n * l.dim].to_vec();
+        work::project(
+            cx.jobs, ticket, subset, method, values, l.dim, l.epoch, opts, cancel,
+        );
+    }
+
+    pub fn on_result(&mut self, r: JobResult) {
+        match r {
+            JobResult::Projection {
+                ticket,
+                subset,
+                points,
+                epoch,
+                iteration,
+                done,
+            } => {
+                let stale_tsne = self
+                    .running
+                    .as_ref()
+                    .is_some_and(|(t, s, _)| *s == subset && *t != ticket);
+                if stale_tsne {
+                    return;
+                }
+                let method = match &self.running {
+                    Some((t, _, _)) if *t == ticket => Method::Tsne,
+                    _ => Method::Pca,
+                };
+                if method == Method::Tsne {
+                    if done {
+                        self.running = None;
+                    } else {
+                        self.streamed += 1;
+                    }
+                }
+                self.maps.insert(
+                    subset,
+                    Map {
+                        points,
+                        epoch,
+                        method,
+                        done,
+                        iteration,
+                        version: fresh_version(),
+                    },
+                );
+            }
+            JobResult::Decoded { index, image } => self.decoded = Some((index, image)),
+            _ => {}
+        }
+    }
+
+    pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
+        let Some(latents) = cx.session.latents.clone() else {
+            ui.weak("Latents of the test images appear after each autoencoder epoch.");
+            return;
+        };
+        // PCA is instant: keep both subsets' maps current with every new epoch.
+        let stamp = (cx.session.generation, latents.epoch);
+        if self.pca_epoch != Some(stamp) && self.running.is_none() {
+            self.pca_epoch = Some(stamp);
+            for s in [Subset::Batch, Subset::All] {
+                // A finished t-SNE stays until the user asks for another map.
+                if self.maps.get(&s).is_none_or(|m| m.method == Method::Pca) {
+                    self.launch(cx, s, Method::Pca);
+                }
+            }
+        }
+        self.controls(cx, ui, latents.epoch);
+        let subset = self.subset;
+        let Some(map) = self.maps.get(&subset).cloned() else {
+            ui.spinner();
+            return;
+        };
+        egui::Panel::right("latent-pick")
+            .frame(super::widgets::bare_panel(ui))
+            .default_size(220.0)
+            .show(ui, |ui| self.selection(cx, ui, &latents));
+        let n = map.points.len().min(latents.labels.len());
+        let series = match &self.series {
+            Some((v, s, series)) if *v == map.version && *s == subset => series.clone(),
+            _ => {
+                let mut by_label = vec![Vec::new(); 10];
+                for i in 0..n {
+                    by_label[latents.labels[i] as usize % 10].push(i);
+                }
+                self.series = Some((map.version, subset, by_label.clone()));
+                by_label
+            }
+        };
+        let name_to_label: Vec<String> = (0..10).map(|d| format!("digit {d}")).collect();
+        let lookup = series.clone();
+        let labels = latents.labels.clone();
+        let radius = if n > 2000 { 1.5 } else { 3.0 };
+        let response = Plot::new("latent-map")
+            .data_aspect(1.0)
+            .legend(Legend::default())
+            .show_axes(false)
+            .label_formatter(move |pos: &HoverPosition<'_>| match pos {
+                HoverPosition::NearDataPoint {
+                    plot_name, index, ..
+                } => {
+                    let d = name_to_label.iter().position(|n| n == plot_name)?;
+                    let i = *lookup.get(d)?.get(*index)?;
+                    Some(format!("digit {} · test image #{i}", labels[i]))
+                }
+                HoverPosition::Elsewhere { .. } => None,
+            })
+            .show(ui, |p| {
+                for (d, idx) in series.iter().enumerate() {
+                    let pts: Vec<[f64; 2]> = idx
+                        .iter()
+                        .map(|&i| [map.points[i][0] as f64, map.points[i][1] as f64])
+                        .collect();
+                    p.add(
+                        Points::new(format!("digit {d}"), PlotPoints::from(pts))
+                            .radius(radius)
+                            .shape(MarkerShape::Circle)
+                            .filled(true)
+                            .color(LABEL_COLORS[d]),
+                    );
+                }
+                if let Some(i) = self.selected
+                    && i < n
+                {
+                    let pt = map.points[i];
+                    p.add(
+                        Points::new(
+                            "selected",
+                            PlotPoints::from(vec![[pt[0] as f64, pt[1] as f64]]),
+                        )
+                        .radius(7.0)
+                        .filled(false)
+                        .color(egui::Color32::WHITE),
+                    );
+                }
+            });
+        if response.response.clicked()
+            && let Some(pos) = response.response.interact_pointer_pos()
+        {
+            let t = &response.transform;
+            let nearest = (0..n)
+                .map(|i| {
+                    let s =
+                        t.position_from_point(&PlotPoint::new(map.points[i][0], map.points[i][1]));
+                    (i, s.distance(pos))
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((i, d)) = nearest
+                && d < 12.0
             {
-                launch(app, s, Method::Pca);
+                self.select(cx, i, &latents);
             }
         }
     }
-    controls(app, ui, latents.epoch);
-    let subset = app.latent.subset;
-    let Some(map) = app.latent.maps.get(&subset).cloned() else {
-        ui.spinner();
-        return;
-    };
-    egui::Panel::right("latent-pick")
-        .frame(super::widgets::bare_panel(ui))
-        .default_size(220.0)
-        .show(ui, |ui| selection(app, ui, &latents));
-    let n = map.points.len().min(latents.labels.len());
-    let series = match &app.latent.series {
-        Some((v, s, series)) if *v == map.version && *s == subset => series.clone(),
-        _ => {
-            let mut by_label = vec![Vec::new(); 10];
-            for i in 0..n {
-                by_label[latents.labels[i] as usize % 10].push(i);
-            }
-            app.latent.series = Some((map.version, subset, by_label.clone()));
-            by_label
+
+    fn select(&mut self, cx: &mut PanelCtx<'_>, i: usize, latents: &super::session::Latents) {
+        let Some(latent) = latents.values.get(i * latents.dim..(i + 1) * latents.dim) else {
+            return;
+        };
+        let latent = latent.to_vec();
+        self.selected = Some(i);
+        self.decoded = None;
+        if cx.session.run_dir.is_some() {
+            cx.act(Action::DecodeLatent { index: i, latent });
         }
-    };
-    let name_to_label: Vec<String> = (0..10).map(|d| format!("digit {d}")).collect();
-    let lookup = series.clone();
-    let labels = latents.labels.clone();
-    let radius = if n > 2000 { 1.5 } else { 3.0 };
-    let response = Plot::new("latent-map")
-        .data_aspect(1.0)
-        .legend(Legend::default())
-        .show_axes(false)
-        .label_formatter(move |pos: &HoverPosition<'_>| match pos {
-            HoverPosition::NearDataPoint {
-                plot_name, index, ..
-            } => {
-                let d = name_to_label.iter().position(|n| n == plot_name)?;
-                let i = *lookup.get(d)?.get(*index)?;
-                Some(format!("digit {} · test image #{i}", labels[i]))
+    }
+
+    fn controls(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, epoch: usize) {
+        ui.horizontal_wrapped(|ui| {
+            for s in [Subset::Batch, Subset::All] {
+                let text = format!("{} ({})", subset_name(s), subset_len(cx, s));
+                ui.selectable_value(&mut self.subset, s, text);
             }
-            HoverPosition::Elsewhere { .. } => None,
-        })
-        .show(ui, |p| {
-            for (d, idx) in series.iter().enumerate() {
-                let pts: Vec<[f64; 2]> = idx
-                    .iter()
-                    .map(|&i| [map.points[i][0] as f64, map.points[i][1] as f64])
-                    .collect();
-                p.add(
-                    Points::new(format!("digit {d}"), PlotPoints::from(pts))
-                        .radius(radius)
-                        .shape(MarkerShape::Circle)
-                        .filled(true)
-                        .color(LABEL_COLORS[d]),
+            ui.separator();
+            ui.radio_value(&mut cx.settings.projection, Method::Tsne, "t-SNE");
+            ui.radio_value(&mut cx.settings.projection, Method::Pca, "PCA");
+            if cx.settings.projection == Method::Tsne {
+                ui.add(
+                    egui::DragValue::new(&mut cx.settings.perplexity)
+                        .range(2.0..=100.0)
+                        .prefix("perplexity "),
                 );
+                ui.add(
+                    egui::DragValue::new(&mut cx.settings.tsne_epochs)
+                        .range(50..=5000)
+                        .prefix("epochs "),
+                );
+                ui.add(egui::DragValue::new(&mut cx.settings.tsne_seed).prefix("seed "));
             }
-            if let Some(i) = app.latent.selected
-                && i < n
-            {
-                let pt = map.points[i];
-                p.add(
-                    Points::new(
-                        "selected",
-                        PlotPoints::from(vec![[pt[0] as f64, pt[1] as f64]]),
-                    )
-                    .radius(7.0)
-                    .filled(false)
-                    .color(egui::Color32::WHITE),
-                );
+            let subset = self.subset;
+            let method = cx.settings.projection;
+            if ui.button("Project").clicked() {
+                self.launch(cx, subset, method);
+            }
+            if let Some((_, s, cancel)) = &self.running {
+                let s = *s;
+                if ui.button("Cancel").clicked() {
+                    cancel.cancel();
+                    self.running = None;
+                }
+                ui.spinner();
+                ui.weak(format!("t-SNE of {} settling…", subset_name(s)));
+            }
+            if let Some(m) = self.maps.get(&subset) {
+                let what = match m.method {
+                    Method::Tsne if m.done => format!("t-SNE ({} iterations)", m.iteration),
+                    Method::Tsne => format!("t-SNE (iteration {}, settling)", m.iteration),
+                    Method::Pca => "PCA".into(),
+                };
+                ui.weak(format!(
+                    "{what} of epoch {} latents (latest: epoch {epoch})",
+                    m.epoch
+                ));
             }
         });
-    if response.response.clicked()
-        && let Some(pos) = response.response.interact_pointer_pos()
-    {
-        let t = &response.transform;
-        let nearest = (0..n)
-            .map(|i| {
-                let s = t.position_from_point(&PlotPoint::new(map.points[i][0], map.points[i][1]));
-                (i, s.distance(pos))
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((i, d)) = nearest
-            && d < 12.0
-        {
-            select(app, i, &latents);
-        }
     }
-}
 
-fn select(app: &mut App, i: usize, latents: &super::session::Latents) {
-    let Some(latent) = latents.values.get(i * latents.dim..(i + 1) * latents.dim) else {
-        return;
-    };
-    let latent = latent.to_vec();
-    app.latent.selected = Some(i);
-    app.latent.decoded = None;
-    let Some(dir) = app.session.run_dir.clone() else {
-        return;
-    };
-    match app.device() {
-        Ok(device) => {
-            work::decode_latent(&app.jobs, dir, device, i, latent);
-        }
-        Err(e) => app.error(e),
-    }
-}
-
-fn controls(app: &mut App, ui: &mut egui::Ui, epoch: usize) {
-    ui.horizontal_wrapped(|ui| {
-        for s in [Subset::Batch, Subset::All] {
-            let text = format!("{} ({})", subset_name(s), subset_len(app, s));
-            ui.selectable_value(&mut app.latent.subset, s, text);
-        }
-        ui.separator();
-        ui.radio_value(&mut app.settings.projection, Method::Tsne, "t-SNE");
-        ui.radio_value(&mut app.settings.projection, Method::Pca, "PCA");
-        if app.settings.projection == Method::Tsne {
-            ui.add(
-                egui::DragValue::new(&mut app.settings.perplexity)
-                    .range(2.0..=100.0)
-                    .prefix("perplexity "),
-            );
-            ui.add(
-                egui::DragValue::new(&mut app.settings.tsne_epochs)
-                    .range(50..=5000)
-                    .prefix("epochs "),
-            );
-            ui.add(egui::DragValue::new(&mut app.settings.tsne_seed).prefix("seed "));
-        }
-        let subset = app.latent.subset;
-        let method = app.settings.projection;
-        if ui.button("Project").clicked() {
-            launch(app, subset, method);
-        }
-        if let Some((_, s, cancel)) = &app.latent.running {
-            let s = *s;
-            if ui.button("Cancel").clicked() {
-                cancel.cancel();
-                app.latent.running = None;
-            }
-            ui.spinner();
-            ui.weak(format!("t-SNE of {} settling…", subset_name(s)));
-        }
-        if let Some(m) = app.latent.maps.get(&subset) {
-            let what = match m.method {
-                Method::Tsne if m.done => format!("t-SNE ({} iterations)", m.iteration),
-                Method::Tsne => format!("t-SNE (iteration {}, settling)", m.iteration),
-                Method::Pca => "PCA".into(),
-            };
-            ui.weak(format!(
-                "{what} of epoch {} latents (latest: epoch {epoch})",
-                m.epoch
-            ));
-        }
-    });
-}
-
-fn selection(app: &mut App, ui: &mut egui::Ui, latents: &super::session::Latents) {
-    // A selection made in an earlier run can point past this run's latents.
-    let Some((i, label)) = app
-        .latent
-        .selected
-        .and_then(|i| Some((i, *latents.labels.get(i)?)))
-    else {
-        app.latent.selected = None;
-        ui.weak("Click a point to see its image and reconstruction.");
-        return;
-    };
-    ui.strong(format!("test image #{i}: digit {label}"));
-    let ctx = ui.ctx().clone();
-    if let Some(original) = app.test_image(i) {
-        ui.label("original");
-        let tex = app
-            .textures
-            .get(&ctx, "latent-original", i as u64, || single(&original));
-        show_tex(ui, tex, 4.0);
-    }
-    ui.label("reconstruction");
-    match &app.latent.decoded {
-        Some((j, image)) if *j == i => {
-            let image = image.clone();
-            let tex = app
+    fn selection(
+        &mut self,
+        cx: &mut PanelCtx<'_>,
+        ui: &mut egui::Ui,
+        latents: &super::session::Latents,
+    ) {
+        // A selection made in an earlier run can point past this run's latents.
+        let Some((i, label)) = self
+            .selected
+            .and_then(|i| Some((i, *latents.labels.get(i)?)))
+        else {
+            self.selected = None;
+            ui.weak("Click a point to see its image and reconstruction.");
+            return;
+        };
+        ui.strong(format!("test image #{i}: digit {label}"));
+        let ctx = ui.ctx().clone();
+        if let Some(original) = cx.test_image(i) {
+            ui.label("original");
+            let tex = cx
                 .textures
-                .get(&ctx, "latent-decoded", i as u64, || single(&image));
+                .get(&ctx, "latent-original", i as u64, || single(&original));
             show_tex(ui, tex, 4.0);
         }
-        _ if app.session.run_dir.is_none() => {
-            ui.weak("(needs a run with a checkpoint)");
-        }
-        _ => {
-            ui.spinner();
+        ui.label("reconstruction");
+        match &self.decoded {
+            Some((j, image)) if *j == i => {
+                let image = image.clone();
+                let tex = cx
+                    .textures
+                    .get(&ctx, "latent-decoded", i as u64, || single(&image));
+                show_tex(ui, tex, 4.0);
+            }
+            _ if cx.session.run_dir.is_none() => {
+                ui.weak("(needs a run with a checkpoint)");
+            }
+            _ => {
+                ui.spinner();
+            }
         }
     }
 }

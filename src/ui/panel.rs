@@ -11,9 +11,15 @@ use super::jobs::Jobs;
 use super::session::Session;
 use super::settings::Settings;
 use super::widgets::TexCache;
+use crate::config::ExperimentConfig;
+use crate::data::Dataset;
 
 pub struct PanelCtx<'a> {
     pub session: &'a Session,
+    /// The experiment config (panels that edit it ask through an action).
+    pub config: &'a ExperimentConfig,
+    /// The dataset of the run, once loaded: test images to show.
+    pub data: Option<&'a Dataset>,
     pub settings: &'a mut Settings,
     pub jobs: &'a Jobs,
     pub textures: &'a mut TexCache,
@@ -26,10 +32,23 @@ pub struct PanelCtx<'a> {
 pub enum Action {
     /// Write a file (PNG, GIF, CSV, …) where exports go.
     Export(ExportRequest),
+    /// A message in the banner.
+    Info(String),
+    Error(String),
+    /// Decode one latent with the run's autoencoder (the Latent panel's pick).
+    DecodeLatent {
+        index: usize,
+        latent: Vec<f32>,
+    },
 }
 
 impl PanelCtx<'_> {
     pub fn act(&mut self, action: Action) {
         self.actions.push(action);
+    }
+
+    /// Test image `i` of the run's dataset, as [0, 1] floats.
+    pub fn test_image(&self, i: usize) -> Option<Vec<f32>> {
+        self.data?.test_image(i).map(Dataset::to_f32)
     }
 }
