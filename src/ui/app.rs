@@ -11,7 +11,7 @@ use egui::ViewportCommand;
 
 use super::config_form::ConfigForm;
 use super::jobs::{Job, JobResult, Jobs, LocatedData, Requester};
-use super::panel::{Action, PanelCtx};
+use super::panel::{Action, PanelCtx, SampleJob};
 use super::session::{Outcome, RunState, Session};
 use super::settings::{Settings, Tab};
 use super::widgets::TexCache;
@@ -223,6 +223,7 @@ impl App {
                 Action::Export(req) => self.export(req),
                 Action::Info(text) => self.info(text),
                 Action::Error(text) => self.error(text),
+                Action::Generate(job) => self.generate(job),
                 Action::DecodeLatent { index, latent } => {
                     let Some(dir) = self.session.run_dir.clone() else {
                         continue;
@@ -233,6 +234,36 @@ impl App {
                     }
                 }
             }
+        }
+    }
+
+    /// Start a generation a panel asked for, with the models it should use.
+    fn generate(&mut self, job: SampleJob) {
+        let failed = |app: &mut Self, message: String| {
+            let j = Job::Sampling(job.requester);
+            app.denoise.on_failed(j);
+            app.samples.on_failed(j);
+            app.error(message);
+        };
+        let Some(source) = self.model_source() else {
+            return failed(self, SAMPLING_NEEDS.into());
+        };
+        match self.device() {
+            Ok(device) => work::generate(
+                &self.jobs,
+                job.requester,
+                job.ticket,
+                work::Generate {
+                    source,
+                    device,
+                    n: job.n,
+                    seed: job.seed,
+                    sampling: job.sampling,
+                    capture: job.capture,
+                },
+                job.cancel,
+            ),
+            Err(e) => failed(self, e),
         }
     }
 
@@ -499,9 +530,15 @@ impl App {
                 _ => {}
             },
             JobResult::Projection { .. } | JobResult::Decoded { .. } => self.latent.on_result(r),
-            JobResult::Generated { ticket, .. } if ticket == self.denoise.ticket => {
-                denoising::on_result(self, r)
-            }
+            JobResult::Generated {
+                requester: Requester::Denoising,
+                ticket,
+                ..
+            } if ticket == self.denoise.ticket => self.denoise.on_result(r),
+            JobResult::Generated {
+                requester: Requester::Denoising,
+                ..
+            } => {}
             JobResult::Generated { .. } | JobResult::Interpolated { .. } => {
                 samples::on_result(self, r)
             }
@@ -572,6 +609,7 @@ impl eframe::App for App {
         let mut actions = Vec::new();
         central.show(ui, |ui| {
             let training = self.training();
+            let can_sample = self.can_sample();
             let data = match (&self.opts.injected, &self.data) {
                 (Some(inj), _) => Some(&inj.data),
                 (None, Some((_, _, located))) => Some(&located.data),
@@ -586,13 +624,14 @@ impl eframe::App for App {
                 textures: &mut self.textures,
                 actions: &mut actions,
                 training,
+                can_sample,
             };
             match cx.settings.tab {
                 Tab::Experiment => experiment::show(self, ui),
                 Tab::Loss => self.loss.show(&mut cx, ui),
                 Tab::Reconstructions => self.recon.show(&mut cx, ui),
                 Tab::Latent => self.latent.show(&mut cx, ui),
-                Tab::Denoising => denoising::show(self, ui),
+                Tab::Denoising => self.denoise.show(&mut cx, ui),
                 Tab::Samples => samples::show(self, ui),
             }
         });

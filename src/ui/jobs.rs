@@ -94,6 +94,7 @@ pub enum JobResult {
         total: usize,
     },
     Generated {
+        requester: Requester,
         ticket: u64,
         images: Vec<f32>,
         frames: Vec<DecodedFrame>,

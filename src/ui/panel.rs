@@ -8,10 +8,11 @@
 
 use super::export::ExportRequest;
 use super::jobs::Jobs;
+use super::jobs::{CancelFlag, Requester};
 use super::session::Session;
 use super::settings::Settings;
 use super::widgets::TexCache;
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, SamplingConfig};
 use crate::data::Dataset;
 
 pub struct PanelCtx<'a> {
@@ -26,6 +27,21 @@ pub struct PanelCtx<'a> {
     pub actions: &'a mut Vec<Action>,
     /// Whether a run is training now.
     pub training: bool,
+    /// Whether Samples and Denoising can generate now (a checkpoint, or a
+    /// run in its diffusion stage).
+    pub can_sample: bool,
+}
+
+/// A generation a panel asks for; the app adds the models and the device.
+pub struct SampleJob {
+    pub requester: Requester,
+    pub ticket: u64,
+    pub n: usize,
+    pub seed: u64,
+    pub sampling: SamplingConfig,
+    /// Capture denoising frames.
+    pub capture: bool,
+    pub cancel: CancelFlag,
 }
 
 /// What a panel asks the app to do after the frame.
@@ -40,6 +56,7 @@ pub enum Action {
         index: usize,
         latent: Vec<f32>,
     },
+    Generate(SampleJob),
 }
 
 impl PanelCtx<'_> {

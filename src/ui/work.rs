@@ -187,6 +187,7 @@ pub fn generate(jobs: &Jobs, requester: Requester, ticket: u64, g: Generate, can
             })
             .map_err(|e| e.to_string())?;
         reply.send(JobResult::Generated {
+            requester,
             ticket,
             images,
             frames,
