@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use egui::ViewportCommand;
 
 use super::config_form::ConfigForm;
-use super::jobs::{Job, JobResult, Jobs, LocatedData, Requester};
+use super::jobs::{CancelFlag, Job, JobResult, Jobs, LocatedData, Requester};
 use super::panel::{Action, PanelCtx, SampleJob};
 use super::session::{Outcome, RunState, Session};
 use super::settings::{Settings, Tab};
@@ -224,6 +224,32 @@ impl App {
                 Action::Info(text) => self.info(text),
                 Action::Error(text) => self.error(text),
                 Action::Generate(job) => self.generate(job),
+                Action::Interpolate {
+                    ticket,
+                    seed,
+                    sampling,
+                    from,
+                    to,
+                    steps,
+                } => {
+                    let job = SampleJob {
+                        requester: Requester::Samples,
+                        ticket,
+                        n: 1,
+                        seed,
+                        sampling,
+                        capture: false,
+                        cancel: CancelFlag::default(),
+                    };
+                    if let Some(g) = self.generation(&job) {
+                        work::interpolate(&self.jobs, ticket, g, from, to, steps);
+                    }
+                }
+                Action::SetSampling(sampling) => {
+                    self.config.sampling = sampling;
+                    let cfg = self.config.clone();
+                    self.form.reset(&cfg);
+                }
                 Action::DecodeLatent { index, latent } => {
                     let Some(dir) = self.session.run_dir.clone() else {
                         continue;
@@ -237,33 +263,35 @@ impl App {
         }
     }
 
-    /// Start a generation a panel asked for, with the models it should use.
-    fn generate(&mut self, job: SampleJob) {
-        let failed = |app: &mut Self, message: String| {
+    /// What a generation a panel asked for needs from the app: the models
+    /// (live or checkpoint) and the device. None, with the panel told, when
+    /// there are none.
+    fn generation(&mut self, job: &SampleJob) -> Option<work::Generate> {
+        let made = match (self.model_source(), self.device()) {
+            (Some(source), Ok(device)) => Ok(work::Generate {
+                source,
+                device,
+                n: job.n,
+                seed: job.seed,
+                sampling: job.sampling.clone(),
+                capture: job.capture,
+            }),
+            (None, _) => Err(SAMPLING_NEEDS.to_string()),
+            (_, Err(e)) => Err(e),
+        };
+        made.inspect_err(|message| {
             let j = Job::Sampling(job.requester);
-            app.denoise.on_failed(j);
-            app.samples.on_failed(j);
-            app.error(message);
-        };
-        let Some(source) = self.model_source() else {
-            return failed(self, SAMPLING_NEEDS.into());
-        };
-        match self.device() {
-            Ok(device) => work::generate(
-                &self.jobs,
-                job.requester,
-                job.ticket,
-                work::Generate {
-                    source,
-                    device,
-                    n: job.n,
-                    seed: job.seed,
-                    sampling: job.sampling,
-                    capture: job.capture,
-                },
-                job.cancel,
-            ),
-            Err(e) => failed(self, e),
+            self.denoise.on_failed(j);
+            self.samples.on_failed(j);
+            self.error(message.clone());
+        })
+        .ok()
+    }
+
+    /// Start a generation a panel asked for.
+    fn generate(&mut self, job: SampleJob) {
+        if let Some(g) = self.generation(&job) {
+            work::generate(&self.jobs, job.requester, job.ticket, g, job.cancel);
         }
     }
 
@@ -540,7 +568,7 @@ impl App {
                 ..
             } => {}
             JobResult::Generated { .. } | JobResult::Interpolated { .. } => {
-                samples::on_result(self, r)
+                self.samples.on_result(r)
             }
             JobResult::RunsListed(runs) => self.loss.runs = runs,
             JobResult::RunCurves { dir, curves } => {
@@ -632,7 +660,7 @@ impl eframe::App for App {
                 Tab::Reconstructions => self.recon.show(&mut cx, ui),
                 Tab::Latent => self.latent.show(&mut cx, ui),
                 Tab::Denoising => self.denoise.show(&mut cx, ui),
-                Tab::Samples => samples::show(self, ui),
+                Tab::Samples => self.samples.show(&mut cx, ui),
             }
         });
         self.apply(actions);

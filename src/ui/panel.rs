@@ -57,6 +57,17 @@ pub enum Action {
         latent: Vec<f32>,
     },
     Generate(SampleJob),
+    /// Decode `steps` points between two starting noises (Samples panel).
+    Interpolate {
+        ticket: u64,
+        seed: u64,
+        sampling: SamplingConfig,
+        from: Vec<f32>,
+        to: Vec<f32>,
+        steps: usize,
+    },
+    /// Change the experiment's sampling settings (they apply live).
+    SetSampling(SamplingConfig),
 }
 
 impl PanelCtx<'_> {
