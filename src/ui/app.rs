@@ -168,6 +168,8 @@ impl App {
             settings,
             opts,
         };
+        app.experiment.presets_dir = app.presets_dir();
+        app.experiment.injected_source = app.opts.injected.as_ref().map(|i| i.data.source.clone());
         if app.opts.demo {
             super::demo::fill(&mut app);
         } else {
@@ -245,6 +247,11 @@ impl App {
                         work::interpolate(&self.jobs, ticket, g, from, to, steps);
                     }
                 }
+                Action::SetConfig(cfg) => self.config = *cfg,
+                Action::RefreshDataPreview => self.refresh_data_preview(),
+                Action::Start => self.start_new(),
+                Action::Command(c) => self.command(c),
+                Action::ResumeFrom(dir) => self.resume_from(&dir),
                 Action::SetSampling(sampling) => {
                     self.config.sampling = sampling;
                     let cfg = self.config.clone();
@@ -629,7 +636,7 @@ impl eframe::App for App {
         });
         egui::Panel::bottom("status")
             .frame(bare)
-            .show(ui, |ui| experiment::status_line(self, ui));
+            .show(ui, |ui| self.status_line(ui));
         // No fill: the clear colour is the panel colour already, and under
         // software GL every full-window fill costs frame time.
         let central =
@@ -638,6 +645,11 @@ impl eframe::App for App {
         central.show(ui, |ui| {
             let training = self.training();
             let can_sample = self.can_sample();
+            let tab = self.settings.tab;
+            // Checked only where it is shown: selecting a device can be slow.
+            let device_problem = (tab == Tab::Experiment)
+                .then(|| self.device().err())
+                .flatten();
             let data = match (&self.opts.injected, &self.data) {
                 (Some(inj), _) => Some(&inj.data),
                 (None, Some((_, _, located))) => Some(&located.data),
@@ -653,9 +665,11 @@ impl eframe::App for App {
                 actions: &mut actions,
                 training,
                 can_sample,
+                device_problem,
+                dialogs: self.opts.dialogs,
             };
             match cx.settings.tab {
-                Tab::Experiment => experiment::show(self, ui),
+                Tab::Experiment => self.experiment.show(&mut cx, &mut self.form, ui),
                 Tab::Loss => self.loss.show(&mut cx, ui),
                 Tab::Reconstructions => self.recon.show(&mut cx, ui),
                 Tab::Latent => self.latent.show(&mut cx, ui),

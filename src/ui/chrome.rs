@@ -4,8 +4,9 @@
 use egui::ViewportCommand;
 
 use super::app::App;
-use super::experiment;
+use super::experiment::progress_text;
 use super::settings::Tab;
+use super::widgets::note;
 use crate::train::Command;
 
 impl App {
@@ -17,7 +18,7 @@ impl App {
                 ui.selectable_value(&mut self.settings.tab, tab, tab.title());
             }
             ui.separator();
-            experiment::compact_progress(self, ui);
+            self.compact_progress(ui);
         });
     }
 
@@ -74,5 +75,32 @@ impl App {
                 self.info("Saving a checkpoint before closing…");
             }
         }
+    }
+
+    /// Progress in the top bar, visible from every panel.
+    pub(super) fn compact_progress(&self, ui: &mut egui::Ui) {
+        if let Some((frac, text)) = progress_text(&self.session)
+            && self.training()
+        {
+            ui.add(egui::ProgressBar::new(frac).desired_width(420.0).text(text));
+        }
+    }
+
+    pub(super) fn status_line(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(&self.session.status);
+            // On the Experiment panel the Dataset line says it already.
+            if self.session.dataset.contains("offline MNIST subset")
+                && self.settings.tab != Tab::Experiment
+            {
+                ui.separator();
+                note(ui, "offline MNIST subset in use");
+            }
+            if self.jobs.busy() > 0 {
+                ui.separator();
+                ui.spinner();
+                ui.weak(format!("{} background job(s)", self.jobs.busy()));
+            }
+        });
     }
 }

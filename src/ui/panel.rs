@@ -14,6 +14,8 @@ use super::settings::Settings;
 use super::widgets::TexCache;
 use crate::config::{ExperimentConfig, SamplingConfig};
 use crate::data::Dataset;
+use crate::train::Command;
+use std::path::PathBuf;
 
 pub struct PanelCtx<'a> {
     pub session: &'a Session,
@@ -30,6 +32,10 @@ pub struct PanelCtx<'a> {
     /// Whether Samples and Denoising can generate now (a checkpoint, or a
     /// run in its diffusion stage).
     pub can_sample: bool,
+    /// Why the chosen backend/device cannot be used, if it cannot.
+    pub device_problem: Option<String>,
+    /// Whether native file dialogs may open.
+    pub dialogs: bool,
 }
 
 /// A generation a panel asks for; the app adds the models and the device.
@@ -68,6 +74,16 @@ pub enum Action {
     },
     /// Change the experiment's sampling settings (they apply live).
     SetSampling(SamplingConfig),
+    /// Replace the experiment config (the form's edits, a preset).
+    SetConfig(Box<ExperimentConfig>),
+    /// Look up the dataset Start would use again.
+    RefreshDataPreview,
+    /// Start a new run with the current config.
+    Start,
+    /// Pause, resume, stop or checkpoint the running trainer.
+    Command(Command),
+    /// Continue (or open) the run in this directory.
+    ResumeFrom(PathBuf),
 }
 
 impl PanelCtx<'_> {
