@@ -175,7 +175,7 @@ fn a_seeded_monkey_cannot_take_the_workbench_down() {
     let mut cfg = common::tiny_config();
     cfg.diffusion_training.epochs = 10_000;
     cfg.checkpoint.every_steps = 50;
-    h.state_mut().form.reset(&cfg);
+    h.state_mut().panels.experiment.form.reset(&cfg);
     h.state_mut().config = cfg.clone();
     h.run();
     h.get_by_label("Start").click();
@@ -191,7 +191,7 @@ fn a_seeded_monkey_cannot_take_the_workbench_down() {
         // Keep a run going: when the monkey stopped it, start another.
         if frame % 500 == 0 && !h.state().training() {
             h.state_mut().settings.tab = Tab::Experiment;
-            h.state_mut().form.reset(&cfg);
+            h.state_mut().panels.experiment.form.reset(&cfg);
             h.state_mut().config = cfg.clone();
             h.step();
             if let Some(start) = h.query_all_by_label("Start").next() {

@@ -91,7 +91,7 @@ fn starting_a_tiny_config_feeds_the_loss_plot() {
     };
     let mut h = harness(opts, Tab::Experiment);
     let cfg = common::tiny_config();
-    h.state_mut().form.reset(&cfg);
+    h.state_mut().panels.experiment.form.reset(&cfg);
     h.state_mut().config = cfg;
     h.run();
     assert!(!h.get_by_label("Start").accesskit_node().is_disabled());
@@ -156,24 +156,24 @@ fn an_invalid_hyper_parameter_disables_start_and_says_why() {
 fn scrubbing_the_timestep_changes_frame_and_label() {
     let mut h = demo(Tab::Denoising, None);
     h.run();
-    assert_eq!(h.state().denoise.frame, 0);
+    assert_eq!(h.state().panels.denoise.frame, 0);
     h.get_by_label_contains("t = 999");
     // The slider, as a screen reader or a drag would set it.
     h.get_by_label("timestep").set_value_accesskit(10.0);
     h.run();
-    assert_eq!(h.state().denoise.frame, 10);
+    assert_eq!(h.state().panels.denoise.frame, 10);
     let t10 = latentlab::diffusion::sampler::ddim_timesteps(1000, 50)[10];
     h.get_by_label_contains(&format!("t = {t10}"));
     // Arrow keys step one timestep.
     h.key_press(egui::Key::ArrowRight);
     h.run();
-    assert_eq!(h.state().denoise.frame, 11);
+    assert_eq!(h.state().panels.denoise.frame, 11);
     let t11 = latentlab::diffusion::sampler::ddim_timesteps(1000, 50)[11];
     h.get_by_label_contains(&format!("t = {t11}"));
     h.key_press(egui::Key::ArrowLeft);
     h.key_press(egui::Key::ArrowLeft);
     h.run();
-    assert_eq!(h.state().denoise.frame, 9);
+    assert_eq!(h.state().panels.denoise.frame, 9);
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn tiny_app(runs: &std::path::Path) -> Harness<'static, App> {
     };
     let mut h = harness(opts, Tab::Experiment);
     let cfg = common::tiny_config();
-    h.state_mut().form.reset(&cfg);
+    h.state_mut().panels.experiment.form.reset(&cfg);
     h.state_mut().config = cfg;
     h.run();
     h
@@ -268,11 +268,11 @@ fn a_finished_run_denoises_samples_and_interpolates_in_the_window() {
     h.step();
     h.get_by_label("Generate").click();
     assert!(
-        step_until(&mut h, 120, |a| a.denoise.generated.is_some()),
+        step_until(&mut h, 120, |a| a.panels.denoise.generated.is_some()),
         "{:?}",
         h.state().messages
     );
-    let d = h.state().denoise.generated.clone().unwrap();
+    let d = h.state().panels.denoise.generated.clone().unwrap();
     let cfg = &h.state().config;
     let steps = match cfg.sampling.sampler {
         latentlab::config::SamplerKind::Ddpm => cfg.diffusion.timesteps,
@@ -293,28 +293,29 @@ fn a_finished_run_denoises_samples_and_interpolates_in_the_window() {
     h.step();
     h.get_by_label("Generate").click();
     assert!(
-        step_until(&mut h, 120, |a| !a.samples.images.is_empty()),
+        step_until(&mut h, 120, |a| !a.panels.samples.images.is_empty()),
         "{:?}",
         h.state().messages
     );
-    assert_eq!(h.state().samples.images.len(), 6 * 784);
+    assert_eq!(h.state().panels.samples.images.len(), 6 * 784);
     assert!(
         h.state()
+            .panels
             .samples
             .images
             .iter()
             .all(|v| (0.0..=1.0).contains(v))
     );
-    h.state_mut().samples.pick = [Some(0), Some(5)];
+    h.state_mut().panels.samples.pick = [Some(0), Some(5)];
     h.state_mut().settings.interp_steps = 5;
     h.step();
     h.get_by_label("Interpolate").click();
     assert!(
-        step_until(&mut h, 120, |a| !a.samples.interpolation.is_empty()),
+        step_until(&mut h, 120, |a| !a.panels.samples.interpolation.is_empty()),
         "{:?}",
         h.state().messages
     );
-    assert_eq!(h.state().samples.interpolation.len(), 5 * 784);
+    assert_eq!(h.state().panels.samples.interpolation.len(), 5 * 784);
     assert!(
         h.state().messages.iter().all(|m| !m.error),
         "{:?}",
@@ -455,14 +456,15 @@ fn t_sne_streams_into_the_latent_map_and_can_be_cancelled() {
     let mut h = demo(Tab::Latent, None);
     h.step();
     assert!(step_until(&mut h, 30, |a| a.jobs.busy() == 0));
-    h.state_mut().latent.subset = Subset::Batch;
+    h.state_mut().panels.latent.subset = Subset::Batch;
     h.state_mut().settings.projection = Method::Tsne;
     h.state_mut().settings.tsne_epochs = 300;
     h.step();
     h.get_by_label("Project").click();
     let finished = |a: &App| {
-        a.latent.running.is_none()
-            && a.latent
+        a.panels.latent.running.is_none()
+            && a.panels
+                .latent
                 .maps
                 .get(&Subset::Batch)
                 .is_some_and(|m| m.method == Method::Tsne && m.done)
@@ -474,24 +476,25 @@ fn t_sne_streams_into_the_latent_map_and_can_be_cancelled() {
     );
     // Intermediate embeddings (one every 10 iterations) came before the final one.
     assert!(
-        h.state().latent.streamed >= 29,
+        h.state().panels.latent.streamed >= 29,
         "{} snapshots",
-        h.state().latent.streamed
+        h.state().panels.latent.streamed
     );
-    let map = &h.state().latent.maps[&Subset::Batch];
+    let map = &h.state().panels.latent.maps[&Subset::Batch];
     assert_eq!((map.points.len(), map.iteration), (64, 300));
     // A second, longer run is cancelled: the last snapshot stays, unfinished.
     h.state_mut().settings.tsne_epochs = 5000;
     h.step();
     h.get_by_label("Project").click();
-    assert!(step_until(&mut h, 60, |a| a.latent.maps[&Subset::Batch]
+    assert!(step_until(&mut h, 60, |a| a.panels.latent.maps
+        [&Subset::Batch]
         .iteration
         < 5000
-        && !a.latent.maps[&Subset::Batch].done));
+        && !a.panels.latent.maps[&Subset::Batch].done));
     h.get_by_label("Cancel").click();
     assert!(step_until(&mut h, 60, |a| a.jobs.busy() == 0
-        && a.latent.running.is_none()));
-    assert!(!h.state().latent.maps[&Subset::Batch].done);
+        && a.panels.latent.running.is_none()));
+    assert!(!h.state().panels.latent.maps[&Subset::Batch].done);
 }
 
 fn snapshot_options() -> SnapshotOptions {
@@ -545,9 +548,9 @@ fn a_selection_from_an_earlier_run_never_indexes_past_this_runs_latents() {
     assert!(step_until(&mut h, 30, |a| a.jobs.busy() == 0));
     let n = h.state().session.latents.as_ref().unwrap().labels.len();
     // What a point picked in a run with more evaluated test images leaves.
-    h.state_mut().latent.selected = Some(n + 500);
+    h.state_mut().panels.latent.selected = Some(n + 500);
     h.run();
-    assert_eq!(h.state().latent.selected, None);
+    assert_eq!(h.state().panels.latent.selected, None);
     h.get_by_label_contains("Click a point to see its image");
 }
 
@@ -654,12 +657,12 @@ fn samples_come_from_the_live_model_during_the_diffusion_stage() {
     assert!(!h.get_by_label("Generate").accesskit_node().is_disabled());
     h.get_by_label("Generate").click();
     assert!(
-        step_until(&mut h, 120, |a| !a.samples.images.is_empty()),
+        step_until(&mut h, 120, |a| !a.panels.samples.images.is_empty()),
         "{:?}",
         h.state().messages
     );
     assert!(h.state().training(), "training goes on while it samples");
-    let images = &h.state().samples.images;
+    let images = &h.state().panels.samples.images;
     assert_eq!(images.len(), h.state().settings.samples_n * 784);
     assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
     let run_dir = h.state().session.run_dir.clone().unwrap();

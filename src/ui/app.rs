@@ -12,10 +12,11 @@ use egui::ViewportCommand;
 use super::config_form::ConfigForm;
 use super::jobs::{CancelFlag, Job, JobResult, Jobs, LocatedData, Requester};
 use super::panel::{Action, PanelCtx, SampleJob};
+use super::panels::Panels;
 use super::session::{Outcome, RunState, Session};
 use super::settings::{Settings, Tab};
 use super::widgets::TexCache;
-use super::{denoising, experiment, latent, loss, reconstructions, samples, work};
+use super::work;
 use crate::backend::{self, BackendKind};
 use crate::config::ExperimentConfig;
 use crate::data::{Dataset, DatasetKind};
@@ -98,17 +99,12 @@ struct Pending {
 pub struct App {
     pub settings: Settings,
     pub config: ExperimentConfig,
-    pub form: ConfigForm,
     pub session: Session,
     pub jobs: Jobs,
     pub messages: Vec<Message>,
     pub textures: TexCache,
-    pub loss: loss::LossView,
-    pub recon: reconstructions::ReconView,
-    pub latent: latent::LatentView,
-    pub denoise: denoising::DenoiseView,
-    pub samples: samples::SamplesView,
-    pub experiment: experiment::ExperimentView,
+    /// Every panel's own state.
+    pub panels: Panels,
     pub frame_stats: FrameStats,
     pub opts: AppOptions,
     pub(super) worker: Option<Worker>,
@@ -145,18 +141,12 @@ impl App {
             .or_else(|_| ExperimentConfig::preset("quick"))
             .expect("the quick preset parses");
         let mut app = Self {
-            form: ConfigForm::from_config(&config),
             config,
             session: Session::default(),
             jobs: Jobs::new(ctx),
             messages: Vec::new(),
             textures: TexCache::default(),
-            loss: Default::default(),
-            recon: Default::default(),
-            latent: Default::default(),
-            denoise: Default::default(),
-            samples: Default::default(),
-            experiment: Default::default(),
+            panels: Panels::default(),
             frame_stats: FrameStats::default(),
             worker: None,
             events: None,
@@ -168,8 +158,10 @@ impl App {
             settings,
             opts,
         };
-        app.experiment.presets_dir = app.presets_dir();
-        app.experiment.injected_source = app.opts.injected.as_ref().map(|i| i.data.source.clone());
+        app.panels.experiment.form = ConfigForm::from_config(&app.config);
+        app.panels.experiment.presets_dir = app.presets_dir();
+        app.panels.experiment.injected_source =
+            app.opts.injected.as_ref().map(|i| i.data.source.clone());
         if app.opts.demo {
             super::demo::fill(&mut app);
         } else {
@@ -255,7 +247,7 @@ impl App {
                 Action::SetSampling(sampling) => {
                     self.config.sampling = sampling;
                     let cfg = self.config.clone();
-                    self.form.reset(&cfg);
+                    self.panels.experiment.form.reset(&cfg);
                 }
                 Action::DecodeLatent { index, latent } => {
                     let Some(dir) = self.session.run_dir.clone() else {
@@ -288,8 +280,8 @@ impl App {
         };
         made.inspect_err(|message| {
             let j = Job::Sampling(job.requester);
-            self.denoise.on_failed(j);
-            self.samples.on_failed(j);
+            self.panels.denoise.on_failed(j);
+            self.panels.samples.on_failed(j);
             self.error(message.clone());
         })
         .ok()
@@ -358,7 +350,7 @@ impl App {
 
     pub fn refresh_data_preview(&mut self) {
         if self.opts.injected.is_none() {
-            self.experiment.data_preview = None;
+            self.panels.experiment.data_preview = None;
             work::preview_data(&self.jobs, self.config.dataset, self.data_dir());
         }
     }
@@ -382,7 +374,13 @@ impl App {
         if self.training() {
             return;
         }
-        if !self.form.problems(&self.config).is_empty() {
+        if !self
+            .panels
+            .experiment
+            .form
+            .problems(&self.config)
+            .is_empty()
+        {
             self.error("fix the highlighted settings before starting");
             return;
         }
@@ -538,7 +536,8 @@ impl App {
         match r {
             JobResult::DataReady(located) => {
                 let located = Arc::new(*located);
-                self.experiment.data_preview = Some((located.description.clone(), located.subset));
+                self.panels.experiment.data_preview =
+                    Some((located.description.clone(), located.subset));
                 if let Some(p) = self.pending.take() {
                     self.data = Some((p.kind, self.data_dir(), located.clone()));
                     self.spawn_worker(p, located.data.clone());
@@ -548,41 +547,47 @@ impl App {
                 description,
                 subset,
             } => {
-                self.experiment.data_preview = Some((description, subset));
+                self.panels.experiment.data_preview = Some((description, subset));
             }
             JobResult::Failed { job, message } => {
                 if job == Job::Data && self.pending.take().is_some() {
                     self.session.state = RunState::Idle;
                     self.session.status = "Could not load the dataset".into();
                 }
-                self.denoise.on_failed(job);
-                self.samples.on_failed(job);
+                self.panels.denoise.on_failed(job);
+                self.panels.samples.on_failed(job);
                 self.error(format!("{}: {message}", job.name()));
             }
             JobResult::Progress { job, done, total } => match job {
-                Job::Sampling(Requester::Denoising) => self.denoise.progress = Some((done, total)),
-                Job::Sampling(Requester::Samples) => self.samples.progress = Some((done, total)),
+                Job::Sampling(Requester::Denoising) => {
+                    self.panels.denoise.progress = Some((done, total))
+                }
+                Job::Sampling(Requester::Samples) => {
+                    self.panels.samples.progress = Some((done, total))
+                }
                 _ => {}
             },
-            JobResult::Projection { .. } | JobResult::Decoded { .. } => self.latent.on_result(r),
+            JobResult::Projection { .. } | JobResult::Decoded { .. } => {
+                self.panels.latent.on_result(r)
+            }
             JobResult::Generated {
                 requester: Requester::Denoising,
                 ticket,
                 ..
-            } if ticket == self.denoise.ticket => self.denoise.on_result(r),
+            } if ticket == self.panels.denoise.ticket => self.panels.denoise.on_result(r),
             JobResult::Generated {
                 requester: Requester::Denoising,
                 ..
             } => {}
             JobResult::Generated { .. } | JobResult::Interpolated { .. } => {
-                self.samples.on_result(r)
+                self.panels.samples.on_result(r)
             }
-            JobResult::RunsListed(runs) => self.loss.runs = runs,
+            JobResult::RunsListed(runs) => self.panels.loss.runs = runs,
             JobResult::RunCurves { dir, curves } => {
                 if self.session.history_pending && self.session.run_dir.as_ref() == Some(&dir) {
                     self.session.merge_history(*curves);
                 } else {
-                    self.loss.overlays.insert(dir, *curves);
+                    self.panels.loss.overlays.insert(dir, *curves);
                 }
             }
             JobResult::PickedFolder(dir) => {
@@ -668,14 +673,7 @@ impl eframe::App for App {
                 device_problem,
                 dialogs: self.opts.dialogs,
             };
-            match cx.settings.tab {
-                Tab::Experiment => self.experiment.show(&mut cx, &mut self.form, ui),
-                Tab::Loss => self.loss.show(&mut cx, ui),
-                Tab::Reconstructions => self.recon.show(&mut cx, ui),
-                Tab::Latent => self.latent.show(&mut cx, ui),
-                Tab::Denoising => self.denoise.show(&mut cx, ui),
-                Tab::Samples => self.samples.show(&mut cx, ui),
-            }
+            self.panels.show(tab, &mut cx, ui);
         });
         self.apply(actions);
         self.overwrite_prompt(&ctx);

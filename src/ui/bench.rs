@@ -246,7 +246,7 @@ pub fn run_window(
                 ..Default::default()
             };
             let mut app = App::new(cc, opts);
-            app.form.reset(&cfg);
+            app.panels.experiment.form.reset(&cfg);
             app.config = cfg;
             app.settings.tab = tab;
             if phase == Phase::Idle {

@@ -148,7 +148,7 @@ pub fn fill(app: &mut App) {
     // of the demo do not move when the other presets are tuned.
     if let Ok(mut cfg) = crate::config::ExperimentConfig::preset("seed") {
         cfg.name = "demo".into();
-        app.form.reset(&cfg);
+        app.panels.experiment.form.reset(&cfg);
         app.config = cfg;
         app.settings.preset = "seed".into();
     }
@@ -204,10 +204,10 @@ pub fn fill(app: &mut App) {
         frames: frames(app, &clean, 8),
     };
     app.session.preview = Some(preview);
-    app.samples.images = images(&d, 100..132);
-    app.samples.origin = "demo gallery (test digits)".into();
-    app.samples.version = 1;
-    app.experiment.data_preview = Some(("offline MNIST subset (demo data)".into(), true));
+    app.panels.samples.images = images(&d, 100..132);
+    app.panels.samples.origin = "demo gallery (test digits)".into();
+    app.panels.samples.version = 1;
+    app.panels.experiment.data_preview = Some(("offline MNIST subset (demo data)".into(), true));
     app.data = Some((
         DatasetKind::Mnist,
         None,

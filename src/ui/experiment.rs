@@ -13,6 +13,8 @@ use crate::train::Command;
 
 #[derive(Default)]
 pub struct ExperimentView {
+    /// The hyper-parameter form (its texts as typed, and their errors).
+    pub form: ConfigForm,
     /// (description, is the offline subset) of the dataset Start would use.
     pub data_preview: Option<(String, bool)>,
     pub preset_name: String,
@@ -42,21 +44,21 @@ fn scan_user_presets(dir: Option<PathBuf>) -> Vec<(String, PathBuf)> {
 }
 
 impl ExperimentView {
-    pub fn show(&mut self, cx: &mut PanelCtx<'_>, form: &mut ConfigForm, ui: &mut egui::Ui) {
+    pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
         egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        self.presets(cx, form, ui);
+        self.presets(cx, ui);
         ui.separator();
         self.pickers(cx, ui);
         ui.separator();
-        self.controls(cx, form, ui);
+        self.controls(cx, ui);
         progress(cx.session, ui);
         ui.separator();
         ui.heading("Hyper-parameters");
         ui.weak("Edits apply to the next run; sampling settings apply to the Samples and Denoising panels at once.");
-        let problems = form.problems(cx.config);
+        let problems = self.form.problems(cx.config);
         // Edited on a copy, applied by the app at the end of the frame.
         let mut cfg = cx.config.clone();
-        let changed = form.show(ui, &mut cfg, &problems);
+        let changed = self.form.show(ui, &mut cfg, &problems);
         if cfg != *cx.config {
             cx.act(Action::SetConfig(Box::new(cfg)));
         }
@@ -66,7 +68,7 @@ impl ExperimentView {
     });
     }
 
-    fn presets(&mut self, cx: &mut PanelCtx<'_>, form: &mut ConfigForm, ui: &mut egui::Ui) {
+    fn presets(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
         let dir = self.presets_dir.clone();
         let user = self
             .user_presets
@@ -105,7 +107,7 @@ impl ExperimentView {
                 .on_hover_text("Built-in presets and your own, saved in the config directory");
             match chosen {
                 Some(Ok(cfg)) => {
-                    form.reset(&cfg);
+                    self.form.reset(&cfg);
                     cx.act(Action::SetConfig(Box::new(cfg)));
                     cx.act(Action::RefreshDataPreview);
                 }
@@ -287,8 +289,8 @@ impl ExperimentView {
             });
     }
 
-    fn controls(&mut self, cx: &mut PanelCtx<'_>, form: &ConfigForm, ui: &mut egui::Ui) {
-        let problems = form.problems(cx.config);
+    fn controls(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
+        let problems = self.form.problems(cx.config);
         let state = cx.session.state;
         let training = cx.training;
         ui.horizontal_wrapped(|ui| {

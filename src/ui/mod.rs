@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod latent;
 pub mod loss;
 pub mod panel;
+pub mod panels;
 pub mod reconstructions;
 mod relay;
 pub mod samples;

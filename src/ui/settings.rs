@@ -10,53 +10,7 @@ use super::work::Method;
 
 pub const STORAGE_KEY: &str = "latentlab-settings";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Tab {
-    Experiment,
-    Loss,
-    Reconstructions,
-    Latent,
-    Denoising,
-    Samples,
-}
-
-impl Tab {
-    pub const ALL: [Tab; 6] = [
-        Tab::Experiment,
-        Tab::Loss,
-        Tab::Reconstructions,
-        Tab::Latent,
-        Tab::Denoising,
-        Tab::Samples,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Experiment => "Experiment",
-            Tab::Loss => "Loss",
-            Tab::Reconstructions => "Reconstructions",
-            Tab::Latent => "Latent space",
-            Tab::Denoising => "Denoising",
-            Tab::Samples => "Samples",
-        }
-    }
-
-    /// The name used on the command line (`screenshot --panel`).
-    pub fn slug(self) -> &'static str {
-        match self {
-            Tab::Experiment => "experiment",
-            Tab::Loss => "loss",
-            Tab::Reconstructions => "reconstructions",
-            Tab::Latent => "latent",
-            Tab::Denoising => "denoising",
-            Tab::Samples => "samples",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Tab> {
-        Tab::ALL.into_iter().find(|t| t.slug() == s)
-    }
-}
+pub use super::panels::Tab;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
