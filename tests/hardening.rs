@@ -296,6 +296,17 @@ fn a_failed_checkpoint_write_stops_the_run_and_keeps_the_last_checkpoint() {
         "the autoencoder's checkpoint is intact"
     );
     assert_eq!(state["diffusion_done"], false);
+    // The run's status says so, and survives the process.
+    let status = std::fs::read_to_string(run.join("status.json")).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["state"], "failed");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("File too large"),
+        "{status}"
+    );
     let o = latentlab(&["--threads", "1", "train", "--resume", r]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod gui;
 pub mod info;
 pub mod metrics;
+pub mod runs;
 pub mod sample;
 pub mod train;
 
@@ -52,6 +53,8 @@ pub enum Cmd {
     Train(train::TrainArgs),
     /// Generate images from a trained run.
     Sample(sample::SampleArgs),
+    /// The runs in a runs directory and their status.
+    Runs(runs::RunsArgs),
     /// Score reconstructions over the whole test split.
     Eval(eval::EvalArgs),
     /// Write the denoising animation of a trained run as a GIF.
@@ -133,6 +136,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Cmd::Denoise(a)) => denoise::run(a, b),
         Some(Cmd::Metrics(a)) => metrics::run(a),
         Some(Cmd::Info(a)) => info::run(a),
+        Some(Cmd::Runs(a)) => runs::run(a),
         Some(Cmd::Bench(a)) => bench::run(a, b),
         Some(Cmd::Classifier(a)) => classifier::run(a, b),
         #[cfg(feature = "gui")]

@@ -1,7 +1,7 @@
 //! `latentlab train`: run both stages headless with a progress bar and one
 //! summary line per epoch. Ctrl-C saves a checkpoint and stops cleanly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::ProgressBar;
@@ -18,9 +18,17 @@ use crate::train::{Command, Event, Stage, Start, TrainJob, Worker};
 pub struct TrainArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Where to write the run (default: runs/<name>-<UTC time>).
+    /// Where to write the run (default: <runs-dir>/<name>-<UTC time>).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// Where new runs go (the window's default too, so its Runs list sees them).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs",
+        conflicts_with = "run_dir"
+    )]
+    pub runs_dir: PathBuf,
     /// Dataset to train on, overriding the config's.
     #[arg(long, value_name = "mnist|fashion")]
     pub dataset: Option<DatasetKind>,
@@ -28,7 +36,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Continue the run in DIR from its last checkpoint.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "config", "overrides", "run_dir", "dataset"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "config", "overrides", "run_dir", "runs_dir", "dataset"])]
     pub resume: Option<PathBuf>,
 }
 
@@ -48,7 +56,7 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
             let dir = args
                 .run_dir
                 .clone()
-                .unwrap_or_else(|| fresh_run_dir(Path::new("runs"), &cfg.name));
+                .unwrap_or_else(|| fresh_run_dir(&args.runs_dir, &cfg.name));
             if dir.join(crate::run::CONFIG).exists() {
                 return Err(CliError::usage(format!(
                     "{} already holds a run; continue it with `latentlab train --resume {}` or pass another --run-dir",

@@ -234,7 +234,7 @@ impl RunDir {
         let mut attempt = 0;
         loop {
             let (cur, tmp, old) = run.swap_paths();
-            run.read_from = [cur.clone(), tmp, old]
+            run.read_from = [cur.clone(), tmp.clone(), old.clone()]
                 .into_iter()
                 .find(|d| d.join(STATE).exists())
                 .unwrap_or_else(|| cur.clone());
@@ -244,7 +244,9 @@ impl RunDir {
             // checkpoint costs ten short retries before its error.
             let state = run.read_state();
             let vanished = run.read_from != cur && !run.read_from.join(STATE).exists();
-            let retry = vanished || state.is_err();
+            // "No checkpoint yet" while a save's directories are about.
+            let mid_save = matches!(state, Ok(None)) && (tmp.exists() || old.exists());
+            let retry = vanished || mid_save || state.is_err();
             if !retry || attempt == 10 {
                 return Ok((run, cfg, state?));
             }

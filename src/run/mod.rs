@@ -10,6 +10,8 @@
 //!     state.json               counters, latent scale, backend
 //!     autoencoder.bpk/.safetensors, autoencoder.adam
 //!     unet.bpk/.safetensors, unet.adam, unet_ema.bpk/.safetensors
+//! RUN/status.json          running/finished/stopped/failed and a heartbeat
+//! RUN/train.lock           held by the process training the run
 //! ```
 //!
 //! A checkpoint is written whole into `checkpoint.tmp/` and then swapped in
@@ -21,6 +23,7 @@
 pub mod checkpoint;
 mod listing;
 pub mod rows;
+pub mod status;
 
 pub use checkpoint::{CheckpointError, CheckpointParts, RunDir, TrainState, write_atomic};
 pub use listing::{fresh_run_dir, list_runs, utc_stamp};
@@ -38,6 +41,8 @@ pub const CHECKPOINT_TMP: &str = "checkpoint.tmp";
 pub const CHECKPOINT_OLD: &str = "checkpoint.old";
 /// Inside a checkpoint: counters and scalars; written last.
 pub const STATE: &str = "state.json";
+/// The run's state and heartbeat (`status::RunStatus`).
+pub const STATUS: &str = "status.json";
 /// Held by the process training the run.
 pub const LOCK: &str = "train.lock";
 /// The weights in a checkpoint, each as `<name>.bpk` (what latentlab loads)

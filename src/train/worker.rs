@@ -13,6 +13,7 @@ use super::{ae_stage, diffusion_stage};
 use crate::config::ExperimentConfig;
 use crate::data::Dataset;
 use crate::run::rows::{EpochRow, LossRow};
+use crate::run::status::{RunState, StatusKeeper};
 use crate::run::{CHECKPOINT, RunDir, STATE, TrainState};
 
 /// Where a run starts from.
@@ -76,6 +77,9 @@ pub fn run(
         _ => None,
     };
     let checkpoint = resumed_at.map(|_| run.checkpoint_dir());
+    // This process holds the run and will train it: its status is ours to
+    // keep (a refused resume above leaves the previous status as it was).
+    let keeper = StatusKeeper::start(&job.run_dir).map_err(|e| (e.into(), None))?;
     let _ = events.send(Event::RunStarted {
         run_dir: job.run_dir.clone(),
         config: Box::new(cfg.clone()),
@@ -104,6 +108,11 @@ pub fn run(
         ctx.state.stage = Stage::Diffusion;
         diffusion_stage::run(&mut ctx, &ae)
     })();
+    match &result {
+        Ok(Outcome::Finished) => keeper.settle(RunState::Finished, None),
+        Ok(Outcome::Stopped) => keeper.settle(RunState::Stopped, None),
+        Err(e) => keeper.settle(RunState::Failed, Some(e.to_string())),
+    }
     match result {
         Ok(Outcome::Finished) => {
             let _ = events.send(Event::Finished {
