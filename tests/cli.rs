@@ -252,6 +252,10 @@ fn train_sample_eval_and_denoise_end_to_end() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["test_images"], 1000, "the whole test split of the subset");
+    // Kept beside the run, under a name of its own.
+    let kept = std::fs::read_to_string(run.join("evals/reconstruction.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(kept["psnr"], v["psnr"]);
     for key in ["psnr", "ssim", "ssim_gaussian"] {
         assert!(v[key].as_f64().is_some(), "{key}");
     }

@@ -77,6 +77,19 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
         }
         None => None,
     };
+    // Kept beside the run, one file per way of scoring it, so evaluations
+    // with other samplers or seeds never overwrite each other.
+    let name = match &sampled {
+        Some((_, _, req)) => format!(
+            "{}-{}-{}.json",
+            req.sampler.name().to_lowercase(),
+            req.steps,
+            req.seed
+        ),
+        None => "reconstruction.json".to_string(),
+    };
+    json["date"] = crate::run::utc_stamp().into();
+    let kept = crate::run::RunDir::keep_eval(&args.run, &name, &json)?;
     if args.json {
         common::print_json(&json);
         return Ok(());
@@ -101,5 +114,6 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
             info.test_accuracy * 100.0
         );
     }
+    eprintln!("kept in {}", kept.display());
     Ok(())
 }

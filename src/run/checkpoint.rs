@@ -332,6 +332,21 @@ impl RunDir {
         &self.root
     }
 
+    /// Keep an evaluation's results as `evals/<name>` in the run `root`
+    /// (written atomically, replacing the same evaluation run again).
+    pub fn keep_eval(
+        root: &Path,
+        name: &str,
+        results: &serde_json::Value,
+    ) -> Result<PathBuf, CheckpointError> {
+        let dir = root.join(super::EVALS);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join(name);
+        let text = serde_json::to_string_pretty(results).expect("JSON values serialise");
+        write_atomic(&path, text.as_bytes())?;
+        Ok(path)
+    }
+
     /// Whether the run in `root` has a U-Net checkpoint to sample from.
     pub fn has_unet(root: &Path) -> bool {
         Self::at(root).has_module(UNET)

@@ -51,5 +51,7 @@ pub const LOCK: &str = "train.lock";
 pub const AUTOENCODER: &str = "autoencoder";
 pub const UNET: &str = "unet";
 pub const UNET_EMA: &str = "unet_ema";
+/// Results of `latentlab eval`, one JSON file per sampler, steps and seed.
+pub const EVALS: &str = "evals";
 /// Where the window's exports of a run go.
 pub const EXPORTS: &str = "exports";
