@@ -71,6 +71,7 @@ fn every_backend_trains_the_tiny_config() {
             device,
             backend_name: kind.name().into(),
             data: common::synthetic_dataset(320, 40),
+            origin: None,
         };
         let outcome = worker::run(job, tx, crx)
             .map_err(|(e, _)| e.to_string())

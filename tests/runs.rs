@@ -43,6 +43,7 @@ fn runs_lists_each_run_with_its_status_and_config() {
     let run = &rows[0];
     assert!(run["name"].as_str().unwrap().starts_with("quick-"), "{run}");
     assert_eq!(run["status"], "finished");
+    assert_eq!(run["preset"], "quick");
     assert_eq!(run["dataset"], "mnist");
     assert_eq!(run["config"]["diffusion"]["schedule"], "cosine");
     assert_eq!(

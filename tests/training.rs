@@ -20,6 +20,7 @@ fn job(dir: &Path, cfg: Option<ExperimentConfig>) -> TrainJob {
         device: common::device(),
         backend_name: "flex".into(),
         data: common::synthetic_dataset(320, 40),
+        origin: None,
     }
 }
 

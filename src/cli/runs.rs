@@ -78,6 +78,7 @@ fn describe(dir: &std::path::Path, now: u64) -> serde_json::Value {
         row[key] = serde_json::Value::Null;
     }
     let status = RunStatus::read(dir);
+    row["preset"] = status.as_ref().and_then(|s| s.origin.clone()).into();
     row["status"] = status.as_ref().map(|s| s.seen(now).name()).into();
     row["message"] = status.and_then(|s| s.message).into();
     match RunDir::open(dir) {

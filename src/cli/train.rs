@@ -68,6 +68,15 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
             (Start::New(cfg), dir, dataset)
         }
     };
+    // What the run started from: the preset, else the config file
+    // (`ExperimentConfig::load` falls back to quick).
+    let c = &args.config;
+    let origin = match (&args.resume, &c.preset, &c.config) {
+        (Some(_), _, _) => None, // a resumed run keeps its own
+        (None, _, Some(file)) => Some(file.display().to_string()),
+        (None, Some(preset), None) => Some(preset.clone()),
+        (None, None, None) => Some("quick".to_string()),
+    };
     let (kind, device) = common::device(backend_args)?;
     let data = common::load_dataset(dataset, args.data_dir.as_deref())?;
     let worker = Worker::spawn(TrainJob {
@@ -76,6 +85,7 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
         device,
         backend_name: kind.name().into(),
         data,
+        origin,
     });
     let stop = worker.commands.clone();
     // A second Ctrl-C falls through to the default handler (kill).

@@ -47,6 +47,9 @@ pub struct RunStatus {
     /// last sign of life.
     pub started: u64,
     pub heartbeat: u64,
+    /// The preset (or config file) the run started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 pub fn now_secs() -> u64 {
@@ -63,6 +66,7 @@ impl RunStatus {
             message: None,
             started: now,
             heartbeat: now,
+            origin: None,
         }
     }
 
@@ -140,8 +144,11 @@ pub struct StatusKeeper {
 }
 
 impl StatusKeeper {
-    pub fn start(dir: &Path) -> Result<Self, CheckpointError> {
-        let status = RunStatus::running();
+    pub fn start(dir: &Path, origin: Option<String>) -> Result<Self, CheckpointError> {
+        let status = RunStatus {
+            origin,
+            ..RunStatus::running()
+        };
         status.write(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),

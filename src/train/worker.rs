@@ -13,7 +13,7 @@ use super::{ae_stage, diffusion_stage};
 use crate::config::ExperimentConfig;
 use crate::data::Dataset;
 use crate::run::rows::{EpochRow, LossRow};
-use crate::run::status::{RunState, StatusKeeper};
+use crate::run::status::{RunState, RunStatus, StatusKeeper};
 use crate::run::{CHECKPOINT, RunDir, STATE, TrainState};
 
 /// Where a run starts from.
@@ -31,6 +31,9 @@ pub struct TrainJob {
     pub device: Device,
     pub backend_name: String,
     pub data: Dataset,
+    /// The preset or config file a new run starts from, kept in its status
+    /// (a resumed run keeps the one it started from).
+    pub origin: Option<String>,
 }
 
 /// Train both stages, reporting through `events`. Errors are returned (and
@@ -79,7 +82,11 @@ pub fn run(
     let checkpoint = resumed_at.map(|_| run.checkpoint_dir());
     // This process holds the run and will train it: its status is ours to
     // keep (a refused resume above leaves the previous status as it was).
-    let keeper = StatusKeeper::start(&job.run_dir).map_err(|e| (e.into(), None))?;
+    let origin = match job.start {
+        Start::New(_) => job.origin.clone(),
+        Start::Resume => RunStatus::read(&job.run_dir).and_then(|s| s.origin),
+    };
+    let keeper = StatusKeeper::start(&job.run_dir, origin).map_err(|e| (e.into(), None))?;
     let _ = events.send(Event::RunStarted {
         run_dir: job.run_dir.clone(),
         config: Box::new(cfg.clone()),

@@ -446,6 +446,7 @@ impl App {
             device,
             backend_name: self.backend_name(),
             data,
+            origin: Some(self.settings.preset.clone()).filter(|p| !p.is_empty()),
         });
         // Redraw when the worker has news instead of polling on a timer:
         // frames cost CPU that training would otherwise use. One frame per

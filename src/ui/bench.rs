@@ -116,6 +116,7 @@ pub fn run_headless(
         device: inj.device,
         backend_name: inj.backend,
         data: inj.data,
+        origin: None,
     });
     let began = Instant::now();
     let mut meter = Meter::default();
