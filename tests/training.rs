@@ -102,6 +102,24 @@ fn both_losses_fall_and_the_run_reports_everything() {
         .count();
     assert_eq!(samples, 3, "a preview per diffusion epoch");
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
+    // The run keeps a small picture of each epoch for its history.
+    let mut media: Vec<String> = std::fs::read_dir(dir.path().join("media"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    media.sort();
+    assert_eq!(
+        media,
+        [
+            "recon-epoch-001.png",
+            "recon-epoch-002.png",
+            "samples-epoch-001.png",
+            "samples-epoch-002.png",
+            "samples-epoch-003.png"
+        ]
+    );
+    let recon = image::open(dir.path().join("media/recon-epoch-002.png")).unwrap();
+    assert_eq!((recon.width(), recon.height()), (16 * 30 + 2, 2 * 30 + 2));
 
     // The log on disk holds the same curve the events carried.
     let logged = common::logged_losses(dir.path());

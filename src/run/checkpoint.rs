@@ -332,6 +332,13 @@ impl RunDir {
         &self.root
     }
 
+    /// Keep a picture of the run's history as `media/<name>` (PNG bytes).
+    pub fn keep_media(&self, name: &str, png: &[u8]) -> Result<(), CheckpointError> {
+        let dir = self.root.join(super::MEDIA);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        write_atomic(&dir.join(name), png)
+    }
+
     /// Keep an evaluation's results as `evals/<name>` in the run `root`
     /// (written atomically, replacing the same evaluation run again).
     pub fn keep_eval(

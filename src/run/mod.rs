@@ -10,6 +10,8 @@
 //!     state.json               counters, latent scale, backend
 //!     autoencoder.bpk/.safetensors, autoencoder.adam
 //!     unet.bpk/.safetensors, unet.adam, unet_ema.bpk/.safetensors
+//! RUN/media/               per-epoch reconstruction and sample grids (PNG)
+//! RUN/evals/               results of `latentlab eval`
 //! RUN/status.json          running/finished/stopped/failed and a heartbeat
 //! RUN/train.lock           held by the process training the run
 //! ```
@@ -51,6 +53,11 @@ pub const LOCK: &str = "train.lock";
 pub const AUTOENCODER: &str = "autoencoder";
 pub const UNET: &str = "unet";
 pub const UNET_EMA: &str = "unet_ema";
+/// Small per-epoch pictures for a run's history: `recon-epoch-NNN.png`
+/// (the same test images above their reconstructions, each autoencoder
+/// epoch) and `samples-epoch-NNN.png` (samples from the same noise, each
+/// diffusion epoch), so what changes between epochs is the model.
+pub const MEDIA: &str = "media";
 /// Results of `latentlab eval`, one JSON file per sampler, steps and seed.
 pub const EVALS: &str = "evals";
 /// Where the window's exports of a run go.

@@ -105,6 +105,17 @@ fn evaluate(ctx: &Ctx, ae: &Autoencoder, end: &EpochEnd, step: usize) -> Result<
     let rec = pipeline::reconstruct(ae, &ctx.data.test, &ctx.data.test_pixels, count);
     let summary = rec.summary();
     let grid = GRID_IMAGES.min(count) * pipeline::PIXELS;
+    let picture = crate::export::grid(
+        &[&ctx.data.test_pixels[..grid], &rec.images[..grid]].concat(),
+        pipeline::SIDE,
+        GRID_IMAGES.min(count),
+        2,
+        1,
+    );
+    ctx.run.keep_media(
+        &format!("recon-epoch-{epoch:03}.png"),
+        &crate::export::png_bytes(&picture),
+    )?;
     ctx.emit(Event::Reconstructions {
         epoch,
         originals: ctx.data.test_pixels[..grid].to_vec(),

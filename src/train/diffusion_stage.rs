@@ -254,6 +254,13 @@ fn finish_epoch(
         &mut |_, _| true,
     )
     .map_err(|e| TrainError::Other(e.to_string()))?;
+    // The preview's noise is the run's seed every epoch: the history shows
+    // the model changing, not the noise.
+    let picture = crate::export::grid(&images, pipeline::SIDE, 8, 2, 1);
+    ctx.run.keep_media(
+        &format!("samples-epoch-{epoch:03}.png"),
+        &crate::export::png_bytes(&picture),
+    )?;
     ctx.emit(Event::Samples {
         epoch,
         images,
