@@ -143,9 +143,9 @@ pub fn tsne(
         tsne.barnes_hut(theta, |a, b| euclidean(a, b));
         tsne.embedding()
     };
-    // bhtsne sums with rayon, whose split points depend on which threads
-    // steal work: on a busy machine the same seed gave another map. One
-    // thread makes the map a function of the seed alone.
+    // One thread of its own: training keeps the shared rayon pool, and
+    // bhtsne's rayon sums split where threads steal work, so with more
+    // threads the same seed gave another map on a busy machine.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .thread_name(|_| "latentlab-tsne".into())

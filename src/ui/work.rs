@@ -85,16 +85,10 @@ pub fn project(
         match method {
             Method::Pca => send(projection::pca(&values, dim), 0, true),
             Method::Tsne => {
-                // One thread of its own: training keeps the shared rayon pool.
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let result = pool.install(|| {
-                    projection::tsne(&values, dim, &opts, &mut |i, points| {
-                        send(points.to_vec(), i, false);
-                        !cancel.is_cancelled()
-                    })
+                // tsne runs on a one-thread pool of its own.
+                let result = projection::tsne(&values, dim, &opts, &mut |i, points| {
+                    send(points.to_vec(), i, false);
+                    !cancel.is_cancelled()
                 });
                 if let Ok(points) = result {
                     send(points, opts.epochs, true);
