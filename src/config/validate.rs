@@ -5,7 +5,7 @@
 
 use super::memory::{MemoryEstimate, available_memory};
 use super::{ExperimentConfig, Problem, StageTraining};
-use crate::diffusion::schedule::NoiseSchedule;
+use crate::diffusion::schedule::betas;
 
 /// Upper bounds, generous for MNIST-sized models: anything past them is a
 /// typo or an attack, and would allocate far more than any machine has.
@@ -279,8 +279,12 @@ impl ExperimentConfig {
             );
         }
         if steps_ok && betas_ok {
-            let schedule = NoiseSchedule::new(d);
-            let last = schedule.alpha_bars.last().copied().unwrap_or(1.0);
+            // ᾱ_T = ∏(1 − β_t), without building the whole schedule: the
+            // window validates on every frame.
+            let last: f64 = betas(d.schedule, d.timesteps, d.beta_start, d.beta_end)
+                .iter()
+                .map(|b| 1.0 - b)
+                .product();
             let root = last.sqrt();
             // NaN fails both comparisons, so it is refused too.
             let usable = root >= MIN_SQRT_ALPHA_BAR && (root as f32) > 0.0;

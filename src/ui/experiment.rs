@@ -8,7 +8,7 @@ use super::panel::{Action, PanelCtx};
 use super::session::{RunState, Session};
 use super::widgets::{note, problem};
 use crate::backend;
-use crate::config::{ExperimentConfig, PRESETS};
+use crate::config::{ExperimentConfig, PRESETS, Problem};
 use crate::train::Command;
 
 #[derive(Default)]
@@ -45,27 +45,34 @@ fn scan_user_presets(dir: Option<PathBuf>) -> Vec<(String, PathBuf)> {
 
 impl ExperimentView {
     pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
-        egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        self.presets(cx, ui);
-        ui.separator();
-        self.pickers(cx, ui);
-        ui.separator();
-        self.controls(cx, ui);
-        progress(cx.session, ui);
-        ui.separator();
-        ui.heading("Hyper-parameters");
-        ui.weak("Edits apply to the next run; sampling settings apply to the Samples and Denoising panels at once.");
-        let problems = self.form.problems(cx.config);
-        // Edited on a copy, applied by the app at the end of the frame.
-        let mut cfg = cx.config.clone();
-        let changed = self.form.show(ui, &mut cfg, &problems);
-        if cfg != *cx.config {
-            cx.act(Action::SetConfig(Box::new(cfg)));
-        }
-        if changed.iter().any(|p| p == "dataset") {
-            cx.act(Action::RefreshDataPreview);
-        }
-    });
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                self.presets(cx, ui);
+                ui.separator();
+                self.pickers(cx, ui);
+                ui.separator();
+                // Validated once a frame (after a preset may have reset the
+                // form): Start and the form show the same problems.
+                let problems = self.form.problems(cx.config);
+                self.controls(cx, ui, &problems);
+                progress(cx.session, ui);
+                ui.separator();
+                ui.heading("Hyper-parameters");
+                ui.weak(
+                    "Edits apply to the next run; sampling settings apply to the Samples and \
+                 Denoising panels at once.",
+                );
+                // Edited on a copy, applied by the app at the end of the frame.
+                let mut cfg = cx.config.clone();
+                let changed = self.form.show(ui, &mut cfg, &problems);
+                if cfg != *cx.config {
+                    cx.act(Action::SetConfig(Box::new(cfg)));
+                }
+                if changed.iter().any(|p| p == "dataset") {
+                    cx.act(Action::RefreshDataPreview);
+                }
+            });
     }
 
     fn presets(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
@@ -289,8 +296,7 @@ impl ExperimentView {
             });
     }
 
-    fn controls(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
-        let problems = self.form.problems(cx.config);
+    fn controls(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, problems: &[Problem]) {
         let state = cx.session.state;
         let training = cx.training;
         ui.horizontal_wrapped(|ui| {
