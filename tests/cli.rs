@@ -1,20 +1,11 @@
 //! The command line as a user meets it: exit codes, one line per problem,
 //! errors that name the file or field, and the happy paths end to end.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn latentlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_latentlab"))
-        .args(args)
-        .env("LATENTLAB_NO_DOWNLOAD", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{latentlab, stderr};
 
 #[test]
 fn every_command_has_help() {

@@ -7,19 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_latentlab"));
-    c.env("LATENTLAB_NO_DOWNLOAD", "1");
-    c
-}
-
-fn latentlab(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{bin, latentlab, stderr, tiny_train_command};
 
 /// Exit 2, no panic, and a line naming `field`.
 fn refused(o: &Output, field: &str) {
@@ -103,27 +91,6 @@ fn idx_dir(dir: &Path, train: usize, test: usize) {
     ] {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
-}
-
-/// `latentlab train` on the quick preset cut to a few steps, run in `cwd`.
-fn tiny_train_command(cwd: &Path, extra: &[&str]) -> Command {
-    let mut args = vec![
-        "--threads",
-        "1",
-        "train",
-        "--preset",
-        "quick",
-        "--set",
-        "ae_training.max_steps=2",
-        "--set",
-        "diffusion_training.max_steps=2",
-        "--set",
-        "checkpoint.eval_images=10",
-    ];
-    args.extend_from_slice(extra);
-    let mut c = bin();
-    c.current_dir(cwd).args(&args);
-    c
 }
 
 fn tiny_train(cwd: &Path, extra: &[&str]) -> Output {

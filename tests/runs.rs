@@ -1,19 +1,13 @@
 //! `latentlab runs`: every run in a runs directory with the status it kept,
 //! including runs whose process died without a word.
 
-use std::process::{Command, Output};
+mod common;
 
-fn latentlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_latentlab"))
-        .args(args)
-        .env("LATENTLAB_NO_DOWNLOAD", "1")
-        .output()
-        .expect("the binary runs")
-}
+use common::{latentlab, stderr, tiny_train_command};
 
 fn listed(runs: &str) -> Vec<serde_json::Value> {
     let o = latentlab(&["runs", "--runs-dir", runs, "--json"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -22,22 +16,10 @@ fn runs_lists_each_run_with_its_status_and_config() {
     let tmp = tempfile::tempdir().unwrap();
     let runs = tmp.path().join("runs");
     let r = runs.to_str().unwrap();
-    let o = latentlab(&[
-        "--threads",
-        "1",
-        "train",
-        "--preset",
-        "quick",
-        "--runs-dir",
-        r,
-        "--set",
-        "ae_training.max_steps=2",
-        "--set",
-        "diffusion_training.max_steps=2",
-        "--set",
-        "checkpoint.eval_images=10",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = tiny_train_command(tmp.path(), &["--runs-dir", r])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
     let rows = listed(r);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let run = &rows[0];

@@ -101,3 +101,31 @@ pub fn logged_losses(dir: &std::path::Path) -> Vec<(String, u64, f64)> {
         })
         .collect()
 }
+
+/// The latentlab binary, with downloads off (tests use the offline data).
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_latentlab"));
+    c.env("LATENTLAB_NO_DOWNLOAD", "1");
+    c
+}
+
+pub fn latentlab(args: &[&str]) -> std::process::Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `latentlab train` on the quick preset cut to a few steps, run in `cwd`,
+/// with `extra` arguments after it (later `--set`s win).
+pub fn tiny_train_command(cwd: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    let mut c = bin();
+    c.current_dir(cwd)
+        .args(["--threads", "1", "train", "--preset", "quick"])
+        .args(["--set", "ae_training.max_steps=2"])
+        .args(["--set", "diffusion_training.max_steps=2"])
+        .args(["--set", "checkpoint.eval_images=10"])
+        .args(extra);
+    c
+}
