@@ -249,6 +249,18 @@ fn bad_values_name_the_field_the_value_and_the_allowed_range() {
 }
 
 #[test]
+fn an_empty_channel_list_is_one_problem_not_three() {
+    let err = ExperimentConfig::load(Some("quick"), None, &["autoencoder.channels=[]".into()])
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(
+        lines,
+        ["  autoencoder.channels: [] has 0 entries; it needs 1 to 2"]
+    );
+}
+
+#[test]
 fn a_config_too_big_for_the_machine_is_refused_with_its_estimate() {
     let mut cfg = ExperimentConfig::preset("quick").unwrap();
     assert!(cfg.validate_with_memory(Some(1 << 30)).is_empty());

@@ -152,10 +152,18 @@ impl ExperimentConfig {
             (1, 2),
             (1, MAX_AE_CHANNELS),
         );
+        // Fields sized by the channel list are checked against it only when
+        // it has a legal length: a bad list is one problem, not three.
+        let levels = ae.channels.len();
+        let cabs_len = if (1..=2).contains(&levels) {
+            (levels, levels)
+        } else {
+            (1, 2)
+        };
         shape_ok &= r.counts(
             "autoencoder.cabs_per_level",
             &ae.cabs_per_level,
-            (ae.channels.len(), ae.channels.len()),
+            cabs_len,
             (0, MAX_CABS),
         );
         let narrowest = ae.channels.iter().copied().filter(|&c| c > 0).min();
@@ -163,7 +171,7 @@ impl ExperimentConfig {
             "autoencoder.attention_reduction",
             ae.attention_reduction,
             1,
-            narrowest.unwrap_or(1),
+            narrowest.unwrap_or(MAX_AE_CHANNELS),
         );
         shape_ok &= r.count("autoencoder.latent_dim", ae.latent_dim, 1, MAX_LATENT_DIM);
         let [lc, lh, lw] = ae.latent_shape;
