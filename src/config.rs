@@ -170,6 +170,14 @@ pub struct CheckpointConfig {
     pub log_every: usize,
     /// Test images scored after each autoencoder epoch (0 = the whole test split).
     pub eval_images: usize,
+    /// Samples scored (cFID, confidence, class entropy) when training ends,
+    /// kept with the reconstruction scores in RUN/eval.json; 0 skips them.
+    #[serde(default = "default_final_samples")]
+    pub final_samples: usize,
+}
+
+fn default_final_samples() -> usize {
+    1000
 }
 
 /// A configuration problem, naming its field.

@@ -22,6 +22,9 @@ const CHUNK: usize = 500;
 /// Decoded denoising frames kept by one generation, at most: the scrubber
 /// needs no more, and memory stays bounded whatever T and N are.
 pub const MAX_CAPTURE_FRAMES: usize = 1000;
+/// Images sampled at once by `generate_many`.
+const GENERATE_BATCH: usize = 1000;
+
 pub const MAX_CAPTURE_BYTES: usize = 256 << 20;
 
 /// How many frames of `n` samples fit the capture budget: each keeps x_t and
@@ -165,6 +168,29 @@ impl LatentDiffusion {
     /// A sampling request from the run's own sampling settings.
     pub fn default_request(&self, n: usize, seed: u64) -> SampleRequest {
         SampleRequest::from_config(&self.cfg.sampling, n, seed, self.state.latent_bound)
+    }
+
+    /// Sample `req.n` images in batches of at most 1,000 (no frames), each
+    /// batch with its own seed derived from the request's, so any `n` fits
+    /// in memory; `progress(images done)` after each batch, false cancels.
+    pub fn generate_many(
+        &self,
+        req: &SampleRequest,
+        progress: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Vec<f32>, SampleError> {
+        let mut images = Vec::with_capacity(req.n * PIXELS);
+        for (k, start) in (0..req.n).step_by(GENERATE_BATCH).enumerate() {
+            let mut part = req.clone();
+            part.n = GENERATE_BATCH.min(req.n - start);
+            part.seed = req.seed.wrapping_add(k as u64 * 1_000_003);
+            part.capture = sampler::Capture::None;
+            let (imgs, _) = self.generate(&part, &mut |_, _| true)?;
+            images.extend(imgs);
+            if !progress(start + part.n) {
+                return Err(SampleError::Cancelled);
+            }
+        }
+        Ok(images)
     }
 
     /// Sample and decode: images [n·784] in [0, 1], plus decoded frames.

@@ -184,6 +184,8 @@ fn train_sample_eval_and_denoise_end_to_end() {
         "checkpoint.eval_images=50",
         "--set",
         "checkpoint.log_every=2",
+        "--set",
+        "checkpoint.final_samples=0",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);

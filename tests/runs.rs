@@ -32,15 +32,13 @@ fn runs_lists_each_run_with_its_status_and_config() {
         (run["ae_step"].as_u64(), run["diffusion_step"].as_u64()),
         (Some(2), Some(2))
     );
-    for key in [
-        "psnr",
-        "ssim",
-        "ssim_gaussian",
-        "cfid",
-        "confidence",
-        "class_entropy",
-    ] {
-        assert!(run[key].is_null(), "{key}: not scored yet");
+    // Reconstructions are scored when training ends; samples were not
+    // asked for (final_samples=0).
+    for key in ["psnr", "ssim", "ssim_gaussian"] {
+        assert!(run[key].as_f64().is_some_and(f64::is_finite), "{key}: {run}");
+    }
+    for key in ["cfid", "confidence", "class_entropy"] {
+        assert!(run[key].is_null(), "{key}: not scored");
     }
 
     // A run that says it is running but stopped beating long ago died.
@@ -62,4 +60,65 @@ fn runs_lists_each_run_with_its_status_and_config() {
     );
     let o = latentlab(&["runs", "--runs-dir", "/no/such/runs"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let runs = tmp.path().join("runs");
+    let r = runs.to_str().unwrap();
+    // A quick classifier in a private cache, so the run scores with it.
+    let o = common::bin()
+        .env("XDG_CACHE_HOME", &cache)
+        .args(["--threads", "1", "classifier", "train", "--dataset", "mnist"])
+        .args(["--epochs", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tiny_train_command(tmp.path(), &["--runs-dir", r])
+        .env("XDG_CACHE_HOME", &cache)
+        .args(["--set", "checkpoint.final_samples=24"])
+        .args(["--set", "sampling.steps=5"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("scores kept in eval.json"), "{}", stderr(&o));
+    let row = &listed(r)[0];
+    let dir = runs.join(row["name"].as_str().unwrap());
+    let text = std::fs::read_to_string(dir.join("eval.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(kept["n_samples"], 24);
+    assert_eq!(kept["test_images"], 1000, "the whole test split");
+    assert_eq!((kept["sampler"].as_str(), kept["steps"].as_u64()), (Some("ddim"), Some(5)));
+    assert_eq!(kept["seed"], 0);
+    assert_eq!(kept["classifier"]["epochs"], 1, "the cached classifier scored it");
+    for key in ["psnr", "ssim", "ssim_gaussian", "cfid", "confidence", "class_entropy"] {
+        assert_eq!(row[key], kept[key], "`runs --json` reports {key} from eval.json");
+        assert!(kept[key].as_f64().is_some_and(f64::is_finite), "{key}: {kept}");
+    }
+
+    // `eval` with the same sampler, seed and count draws the same samples,
+    // keeps its result under evals/ and leaves eval.json alone.
+    let d = dir.to_str().unwrap();
+    let o = common::bin()
+        .env("XDG_CACHE_HOME", &cache)
+        .args(["--threads", "1", "eval", "--run", d, "--samples", "24", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let close = |k: &str| (v[k].as_f64().unwrap() - kept[k].as_f64().unwrap()).abs() < 1e-6;
+    assert!(close("cfid") && close("confidence") && close("psnr"), "{v} vs {kept}");
+    assert!(dir.join("evals/ddim-5-0.json").is_file());
+    assert_eq!(std::fs::read_to_string(dir.join("eval.json")).unwrap(), text);
+
+    // Resuming a finished run keeps the scores it has.
+    let o = common::bin()
+        .env("XDG_CACHE_HOME", &cache)
+        .args(["--threads", "1", "train", "--resume", d])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("eval.json")).unwrap(), text);
 }

@@ -28,7 +28,7 @@ const BATCH: usize = 128;
 const SHIFT: i64 = 2;
 
 /// What the cache keeps next to the weights.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierInfo {
     pub dataset: String,
     pub train_images: usize,
@@ -182,7 +182,8 @@ pub fn save(
 ) -> Result<(), String> {
     let dir = stem.parent().expect("cache stem has a parent");
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tmp = stem.with_extension("bpk.tmp");
+    // Runs training side by side may train the same classifier at once.
+    let tmp = stem.with_extension(format!("bpk.{}.tmp", std::process::id()));
     model
         .clone()
         .save_file(&tmp)

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{CliError, common};
 use crate::run::checkpoint::RunDir;
-use crate::run::list_runs;
+use crate::run::{FinalScores, METRICS, list_runs};
 use crate::run::status::{RunStatus, now_secs};
 
 #[derive(Debug, Args)]
@@ -22,14 +22,6 @@ pub struct RunsArgs {
     pub json: bool,
 }
 
-const METRICS: [&str; 6] = [
-    "psnr",
-    "ssim",
-    "ssim_gaussian",
-    "cfid",
-    "confidence",
-    "class_entropy",
-];
 
 pub fn run(args: RunsArgs) -> Result<(), CliError> {
     if !args.runs_dir.is_dir() {
@@ -48,19 +40,26 @@ pub fn run(args: RunsArgs) -> Result<(), CliError> {
         return Ok(());
     }
     println!(
-        "{:<40} {:<12} {:<8} {:>9} {:>9}",
-        "NAME", "STATUS", "DATASET", "AE STEPS", "UNET STEPS"
+        "{:<40} {:<12} {:<8} {:>9} {:>10} {:>8} {:>7} {:>8}",
+        "NAME", "STATUS", "DATASET", "AE STEPS", "UNET STEPS", "PSNR", "SSIM", "cFID"
     );
     for r in &rows {
         let text = |k: &str| r[k].as_str().unwrap_or("-").to_string();
         let num = |k: &str| r[k].as_u64().map_or("-".into(), |n| n.to_string());
+        let score = |k: &str, digits: usize| {
+            r[k].as_f64()
+                .map_or("-".into(), |v| format!("{v:.digits$}"))
+        };
         println!(
-            "{:<40} {:<12} {:<8} {:>9} {:>9}",
+            "{:<40} {:<12} {:<8} {:>9} {:>10} {:>8} {:>7} {:>8}",
             text("name"),
             text("status"),
             text("dataset"),
             num("ae_step"),
-            num("diffusion_step")
+            num("diffusion_step"),
+            score("psnr", 2),
+            score("ssim", 4),
+            score("cfid", 2)
         );
     }
     Ok(())
@@ -73,9 +72,13 @@ fn describe(dir: &std::path::Path, now: u64) -> serde_json::Value {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut row = serde_json::json!({ "name": name, "preset": null });
+    let scores = FinalScores::read(dir);
     for key in METRICS {
-        // Scores are not kept with runs yet.
-        row[key] = serde_json::Value::Null;
+        let value = scores.as_ref().and_then(|s| s.as_ref().ok()?.metric(key));
+        row[key] = value.into();
+    }
+    if let Some(Err(problem)) = &scores {
+        row["scores_problem"] = problem.as_str().into();
     }
     let status = RunStatus::read(dir);
     row["preset"] = status.as_ref().and_then(|s| s.origin.clone()).into();

@@ -126,25 +126,19 @@ pub fn run(args: SampleArgs, backend: &BackendArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Generate in batches of at most 1,000 with a progress bar; every batch
-/// gets its own seed derived from the request's.
+/// `LatentDiffusion::generate_many` with a progress bar.
 pub fn generate_batched(
     model: &LatentDiffusion,
     req: &SampleRequest,
 ) -> Result<Vec<f32>, CliError> {
     let bar = ProgressBar::new(req.n as u64).with_style(steps_style());
     bar.set_prefix("sampling");
-    let mut images = Vec::with_capacity(req.n * PIXELS);
-    for (k, start) in (0..req.n).step_by(1000).enumerate() {
-        let mut part = req.clone();
-        part.n = 1000.min(req.n - start);
-        part.seed = req.seed.wrapping_add(k as u64 * 1_000_003);
-        let (imgs, _) = model
-            .generate(&part, &mut |_, _| true)
-            .map_err(|e| CliError::failed(e.to_string()))?;
-        images.extend(imgs);
-        bar.inc(part.n as u64);
-    }
+    let images = model
+        .generate_many(req, &mut |done| {
+            bar.set_position(done as u64);
+            true
+        })
+        .map_err(|e| CliError::failed(e.to_string()))?;
     bar.finish_and_clear();
     Ok(images)
 }

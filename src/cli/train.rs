@@ -193,9 +193,32 @@ fn watch(worker: &Worker) -> Result<(), CliError> {
                 }
                 return Ok(());
             }
-            Event::Finished { run_dir, seconds } => {
+            Event::Scoring { what, done, total } => {
+                if bar.as_ref().is_some_and(|(_, b)| b.length() != Some(total as u64)) {
+                    if let Some((_, b)) = bar.take() {
+                        b.finish_and_clear();
+                    }
+                }
+                let b = &bar
+                    .get_or_insert_with(|| {
+                        let b = ProgressBar::new(total as u64).with_style(steps_style());
+                        b.set_prefix("scoring");
+                        (Stage::Diffusion, b)
+                    })
+                    .1;
+                b.set_message(what);
+                b.set_position(done as u64);
+            }
+            Event::Finished {
+                run_dir,
+                seconds,
+                scores,
+            } => {
                 if let Some((_, b)) = bar.take() {
                     b.finish_and_clear();
+                }
+                if let Some(s) = scores {
+                    eprintln!("{}", scores_line(&s));
                 }
                 eprintln!(
                     "finished in {seconds:.0} s; run in {} — try `latentlab sample --run {} --n 16 --out samples`",
@@ -220,4 +243,19 @@ fn watch(worker: &Worker) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The final scores in one line, as `latentlab eval` words them.
+fn scores_line(s: &crate::run::FinalScores) -> String {
+    let mut line = format!(
+        "scores kept in eval.json: PSNR {:.3} dB · SSIM {:.4} · SSIM(gauss) {:.4} over {} test images",
+        s.psnr, s.ssim, s.ssim_gaussian, s.test_images
+    );
+    if let (Some(cfid), Some(conf), Some(ent)) = (s.cfid, s.confidence, s.class_entropy) {
+        line += &format!(
+            "; {} samples ({}-{}, seed {}): cFID {cfid:.3} · confidence {conf:.4} · class entropy {ent:.4}",
+            s.n_samples, s.sampler, s.steps, s.seed
+        );
+    }
+    line
 }

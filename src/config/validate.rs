@@ -27,6 +27,8 @@ pub const MAX_BATCH: usize = 8192;
 pub const MAX_STEPS: usize = 1_000_000_000;
 pub const MAX_GRAD_CLIP: f64 = 1e6;
 pub const MAX_EVAL_IMAGES: usize = 1_000_000;
+/// Samples scored at the end of training: the cap of `eval --samples`.
+pub const MAX_SAMPLES: usize = 100_000;
 /// √ᾱ_T below this makes x̂0 = (x − √(1−ᾱ)·ε)/√ᾱ overflow or turn to NaN in
 /// f32 (and ᾱ_T itself underflows to 0 not far below it).
 pub const MIN_SQRT_ALPHA_BAR: f64 = 1e-6;
@@ -270,6 +272,16 @@ impl ExperimentConfig {
         r.count("checkpoint.every_steps", c.every_steps, 0, MAX_STEPS);
         r.count("checkpoint.log_every", c.log_every, 1, 1_000_000);
         r.count("checkpoint.eval_images", c.eval_images, 0, MAX_EVAL_IMAGES);
+        if c.final_samples == 1 {
+            r.bad(
+                "checkpoint.final_samples",
+                "1: cFID fits a Gaussian to the samples and needs at least 2; use 0 to skip \
+                 scoring samples"
+                    .into(),
+            );
+        } else {
+            r.count("checkpoint.final_samples", c.final_samples, 0, MAX_SAMPLES);
+        }
         shape_ok
     }
 

@@ -11,6 +11,7 @@
 //!     autoencoder.bpk/.safetensors, autoencoder.adam
 //!     unet.bpk/.safetensors, unet.adam, unet_ema.bpk/.safetensors
 //! RUN/media/               per-epoch reconstruction and sample grids (PNG)
+//! RUN/eval.json            scores computed when training ended
 //! RUN/evals/               results of `latentlab eval`
 //! RUN/status.json          running/finished/stopped/failed and a heartbeat
 //! RUN/train.lock           held by the process training the run
@@ -25,11 +26,13 @@
 pub mod checkpoint;
 mod listing;
 pub mod rows;
+pub mod scores;
 pub mod status;
 
 pub use checkpoint::{CheckpointError, CheckpointParts, RunDir, TrainState, write_atomic};
 pub use listing::{fresh_run_dir, list_runs, utc_stamp};
 pub use rows::{EpochRow, LossRow};
+pub use scores::{FinalScores, METRICS};
 
 /// The experiment as trained.
 pub const CONFIG: &str = "config.toml";
@@ -58,6 +61,8 @@ pub const UNET_EMA: &str = "unet_ema";
 /// epoch) and `samples-epoch-NNN.png` (samples from the same noise, each
 /// diffusion epoch), so what changes between epochs is the model.
 pub const MEDIA: &str = "media";
+/// The scores kept when training ends (`scores::FinalScores`).
+pub const FINAL_SCORES: &str = "eval.json";
 /// Results of `latentlab eval`, one JSON file per sampler, steps and seed.
 pub const EVALS: &str = "evals";
 /// Where the window's exports of a run go.

@@ -119,9 +119,18 @@ pub enum Event {
     Stopped {
         checkpoint: Option<PathBuf>,
     },
+    /// Training ended; the run is being scored (`what`, `done` of `total`).
+    Scoring {
+        what: String,
+        done: usize,
+        total: usize,
+    },
     Finished {
         run_dir: PathBuf,
         seconds: f64,
+        /// What it scored (`RUN/eval.json`); `None` when scoring was
+        /// stopped or failed.
+        scores: Option<Box<crate::run::FinalScores>>,
     },
     Failed {
         message: String,

@@ -4,6 +4,7 @@ pub mod ae_stage;
 pub mod diffusion_stage;
 pub mod events;
 pub mod optim;
+pub mod scoring;
 pub mod trainer;
 pub mod worker;
 

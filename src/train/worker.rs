@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::events::{Command, Event, Stage};
 use super::trainer::{Ctx, DeviceData, Outcome, TrainError};
-use super::{ae_stage, diffusion_stage};
+use super::{ae_stage, diffusion_stage, scoring};
 use crate::config::ExperimentConfig;
 use crate::data::Dataset;
 use crate::run::rows::{EpochRow, LossRow};
@@ -115,8 +115,17 @@ pub fn run(
         ctx.state.stage = Stage::Diffusion;
         diffusion_stage::run(&mut ctx, &ae)
     })();
+    // Training is done and checkpointed: a scoring failure is reported in
+    // the status but does not turn the run into a failed one.
+    let (scores, scoring_problem) = match &result {
+        Ok(Outcome::Finished) => match scoring::final_scores(&mut ctx, &job.data) {
+            Ok(scores) => (scores, None),
+            Err(e) => (None, Some(format!("training finished; scoring it failed: {e}"))),
+        },
+        _ => (None, None),
+    };
     match &result {
-        Ok(Outcome::Finished) => keeper.settle(RunState::Finished, None),
+        Ok(Outcome::Finished) => keeper.settle(RunState::Finished, scoring_problem),
         Ok(Outcome::Stopped) => keeper.settle(RunState::Stopped, None),
         Err(e) => keeper.settle(RunState::Failed, Some(e.to_string())),
     }
@@ -125,6 +134,7 @@ pub fn run(
             let _ = events.send(Event::Finished {
                 run_dir: job.run_dir,
                 seconds: began.elapsed().as_secs_f64(),
+                scores: scores.map(Box::new),
             });
             Ok(Outcome::Finished)
         }

@@ -32,12 +32,16 @@ pub fn spawn(
     Ok(rx)
 }
 
+/// Kinds of event of which only the latest is kept while the window is behind.
+const SLOTS: usize = 5;
+
 fn snapshot_slot(event: &Event) -> Option<usize> {
     match event {
         Event::Progress(_) => Some(0),
         Event::Reconstructions { .. } => Some(1),
         Event::Latents { .. } => Some(2),
         Event::Samples { .. } => Some(3),
+        Event::Scoring { .. } => Some(4),
         _ => None,
     }
 }
@@ -45,8 +49,8 @@ fn snapshot_slot(event: &Event) -> Option<usize> {
 /// Returns when the worker is gone (after forwarding everything it kept)
 /// or the window is.
 pub fn relay(source: &Receiver<Event>, tx: &Sender<Event>, wake: &dyn Fn()) {
-    let mut latest: [Option<Event>; 4] = Default::default();
-    let flush = |latest: &mut [Option<Event>; 4]| {
+    let mut latest: [Option<Event>; SLOTS] = Default::default();
+    let flush = |latest: &mut [Option<Event>; SLOTS]| {
         latest
             .iter_mut()
             .filter_map(Option::take)
@@ -128,6 +132,7 @@ mod tests {
         wtx.send(Event::Finished {
             run_dir: "run".into(),
             seconds: 1.0,
+            scores: None,
         })
         .unwrap();
         drop(wtx);

@@ -329,7 +329,12 @@ impl Session {
                 };
                 return Outcome::Ended;
             }
-            Event::Finished { run_dir, seconds } => {
+            Event::Scoring { what, done, total } => {
+                self.status = format!("Scoring the run: {what} ({done}/{total})");
+            }
+            Event::Finished {
+                run_dir, seconds, ..
+            } => {
                 self.state = RunState::Idle;
                 self.status = format!("Finished in {seconds:.0} s: {}", run_dir.display());
                 return Outcome::Ended;

@@ -31,6 +31,8 @@ pub fn tiny_config() -> ExperimentConfig {
         "diffusion_training.lr=2e-3",
         "checkpoint.every_steps=0",
         "checkpoint.log_every=4",
+        // Scoring samples trains a classifier: only the tests of it do.
+        "checkpoint.final_samples=0",
     ] {
         cfg.apply_override(set).expect("tiny override applies");
     }
@@ -126,6 +128,7 @@ pub fn tiny_train_command(cwd: &std::path::Path, extra: &[&str]) -> std::process
         .args(["--set", "ae_training.max_steps=2"])
         .args(["--set", "diffusion_training.max_steps=2"])
         .args(["--set", "checkpoint.eval_images=10"])
+        .args(["--set", "checkpoint.final_samples=0"])
         .args(extra);
     c
 }
