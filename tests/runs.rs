@@ -35,7 +35,10 @@ fn runs_lists_each_run_with_its_status_and_config() {
     // Reconstructions are scored when training ends; samples were not
     // asked for (final_samples=0).
     for key in ["psnr", "ssim", "ssim_gaussian"] {
-        assert!(run[key].as_f64().is_some_and(f64::is_finite), "{key}: {run}");
+        assert!(
+            run[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {run}"
+        );
     }
     for key in ["cfid", "confidence", "class_entropy"] {
         assert!(run[key].is_null(), "{key}: not scored");
@@ -71,7 +74,14 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
     // A quick classifier in a private cache, so the run scores with it.
     let o = common::bin()
         .env("XDG_CACHE_HOME", &cache)
-        .args(["--threads", "1", "classifier", "train", "--dataset", "mnist"])
+        .args([
+            "--threads",
+            "1",
+            "classifier",
+            "train",
+            "--dataset",
+            "mnist",
+        ])
         .args(["--epochs", "1"])
         .output()
         .unwrap();
@@ -83,19 +93,42 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("scores kept in eval.json"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("scores kept in eval.json"),
+        "{}",
+        stderr(&o)
+    );
     let row = &listed(r)[0];
     let dir = runs.join(row["name"].as_str().unwrap());
     let text = std::fs::read_to_string(dir.join("eval.json")).unwrap();
     let kept: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(kept["n_samples"], 24);
     assert_eq!(kept["test_images"], 1000, "the whole test split");
-    assert_eq!((kept["sampler"].as_str(), kept["steps"].as_u64()), (Some("ddim"), Some(5)));
+    assert_eq!(
+        (kept["sampler"].as_str(), kept["steps"].as_u64()),
+        (Some("ddim"), Some(5))
+    );
     assert_eq!(kept["seed"], 0);
-    assert_eq!(kept["classifier"]["epochs"], 1, "the cached classifier scored it");
-    for key in ["psnr", "ssim", "ssim_gaussian", "cfid", "confidence", "class_entropy"] {
-        assert_eq!(row[key], kept[key], "`runs --json` reports {key} from eval.json");
-        assert!(kept[key].as_f64().is_some_and(f64::is_finite), "{key}: {kept}");
+    assert_eq!(
+        kept["classifier"]["epochs"], 1,
+        "the cached classifier scored it"
+    );
+    for key in [
+        "psnr",
+        "ssim",
+        "ssim_gaussian",
+        "cfid",
+        "confidence",
+        "class_entropy",
+    ] {
+        assert_eq!(
+            row[key], kept[key],
+            "`runs --json` reports {key} from eval.json"
+        );
+        assert!(
+            kept[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {kept}"
+        );
     }
 
     // `eval` with the same sampler, seed and count draws the same samples,
@@ -103,15 +136,30 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
     let d = dir.to_str().unwrap();
     let o = common::bin()
         .env("XDG_CACHE_HOME", &cache)
-        .args(["--threads", "1", "eval", "--run", d, "--samples", "24", "--json"])
+        .args([
+            "--threads",
+            "1",
+            "eval",
+            "--run",
+            d,
+            "--samples",
+            "24",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let close = |k: &str| (v[k].as_f64().unwrap() - kept[k].as_f64().unwrap()).abs() < 1e-6;
-    assert!(close("cfid") && close("confidence") && close("psnr"), "{v} vs {kept}");
+    assert!(
+        close("cfid") && close("confidence") && close("psnr"),
+        "{v} vs {kept}"
+    );
     assert!(dir.join("evals/ddim-5-0.json").is_file());
-    assert_eq!(std::fs::read_to_string(dir.join("eval.json")).unwrap(), text);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("eval.json")).unwrap(),
+        text
+    );
 
     // Resuming a finished run keeps the scores it has.
     let o = common::bin()
@@ -120,5 +168,102 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(dir.join("eval.json")).unwrap(), text);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("eval.json")).unwrap(),
+        text
+    );
+}
+
+/// A run directory with a config and nothing trained.
+fn bare_run(runs: &std::path::Path, name: &str, set: &[&str]) -> std::path::PathBuf {
+    let mut cfg = common::tiny_config();
+    for s in set {
+        cfg.apply_override(s).unwrap();
+    }
+    let dir = runs.join(name);
+    latentlab::run::RunDir::create(&dir, &cfg).unwrap();
+    dir
+}
+
+#[test]
+fn summaries_name_the_values_that_differ_and_the_history_in_order() {
+    use latentlab::run::summary::differing_keys;
+    use latentlab::run::{MediaKind, RunSummary};
+    let tmp = tempfile::tempdir().unwrap();
+    let a = bare_run(tmp.path(), "a", &["unet.channels=[8, 32]"]);
+    let b = bare_run(tmp.path(), "b", &["ae_training.lr=1e-3"]);
+    let media = a.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    for f in [
+        "samples-epoch-002.png",
+        "recon-epoch-010.png",
+        "samples-epoch-001.png",
+        "recon-epoch-002.png",
+        "other.png",
+    ] {
+        std::fs::write(media.join(f), b"").unwrap();
+    }
+    let (ra, rb) = (RunSummary::read(&a, 0), RunSummary::read(&b, 0));
+    assert_eq!(ra.values["unet.channels"], "[8, 32]");
+    assert_eq!(
+        differing_keys([&ra, &rb]),
+        ["ae_training.lr", "unet.channels"]
+    );
+    assert!(differing_keys([&ra]).is_empty());
+    let order: Vec<(MediaKind, usize)> = ra.media.iter().map(|m| (m.kind, m.epoch)).collect();
+    assert_eq!(
+        order,
+        [
+            (MediaKind::Reconstructions, 2),
+            (MediaKind::Reconstructions, 10),
+            (MediaKind::Samples, 1),
+            (MediaKind::Samples, 2)
+        ]
+    );
+    assert_eq!(ra.media_at(MediaKind::Reconstructions, 9).unwrap().epoch, 2);
+    assert!(ra.media_at(MediaKind::Samples, 0).is_none());
+    assert_eq!(
+        ra.status, "stopped",
+        "no status, no checkpoint: not finished"
+    );
+}
+
+#[test]
+fn notes_renames_and_deletes_refuse_a_training_run() {
+    use latentlab::run::manage;
+    use latentlab::run::status::RunStatus;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = bare_run(tmp.path(), "r", &[]);
+    manage::set_note(&dir, "lr too high?").unwrap();
+    assert_eq!(
+        latentlab::run::RunSummary::read(&dir, 0).note,
+        "lr too high?"
+    );
+
+    // Held by a trainer (its lock): no rename, no delete.
+    let held = latentlab::run::RunDir::open_for_training(&dir).unwrap();
+    let e = manage::delete(&dir).unwrap_err().to_string();
+    assert!(e.contains("another latentlab process is training"), "{e}");
+    assert!(manage::rename(&dir, "s").is_err());
+    drop(held);
+    // A status that still beats (a trainer on another machine): refused too.
+    RunStatus::running().write(&dir).unwrap();
+    let e = manage::delete(&dir).unwrap_err().to_string();
+    assert!(e.contains("is training"), "{e}");
+    let mut st = RunStatus::running();
+    st.state = latentlab::run::status::RunState::Stopped;
+    st.write(&dir).unwrap();
+
+    for bad in ["", "..", "a/b", "../x"] {
+        assert!(manage::rename(&dir, bad).is_err(), "{bad:?}");
+    }
+    let renamed = manage::rename(&dir, "lr-3e-3").unwrap();
+    assert_eq!(renamed, tmp.path().join("lr-3e-3"));
+    assert!(!dir.exists() && renamed.join("note.txt").is_file());
+    assert!(
+        manage::delete(tmp.path()).is_err(),
+        "not a run: never deleted"
+    );
+    manage::delete(&renamed).unwrap();
+    assert!(!renamed.exists());
 }

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliError, common};
-use crate::run::checkpoint::RunDir;
-use crate::run::{FinalScores, METRICS, list_runs};
-use crate::run::status::{RunStatus, now_secs};
+use crate::run::status::now_secs;
+use crate::run::{METRICS, RunSummary, list_runs};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -16,12 +15,12 @@ pub struct RunsArgs {
     #[arg(long, value_name = "DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
     /// Print JSON: a list of objects with name, status, message, dataset,
-    /// preset, config, ae_step, diffusion_step, and the metrics psnr, ssim,
-    /// ssim_gaussian, cfid, confidence, class_entropy (null: not scored).
+    /// preset, backend, started, seconds, note, config, ae_step,
+    /// diffusion_step, and the metrics psnr, ssim, ssim_gaussian, cfid,
+    /// confidence, class_entropy (null: not scored).
     #[arg(long)]
     pub json: bool,
 }
-
 
 pub fn run(args: RunsArgs) -> Result<(), CliError> {
     if !args.runs_dir.is_dir() {
@@ -67,39 +66,26 @@ pub fn run(args: RunsArgs) -> Result<(), CliError> {
 
 /// One run as a JSON object; an unreadable run still gets a row saying why.
 fn describe(dir: &std::path::Path, now: u64) -> serde_json::Value {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut row = serde_json::json!({ "name": name, "preset": null });
-    let scores = FinalScores::read(dir);
+    let run = RunSummary::read(dir, now);
+    let mut row = serde_json::json!({
+        "name": run.name,
+        "status": run.status,
+        "message": run.message,
+        "preset": run.origin,
+        "dataset": run.dataset,
+        "backend": run.backend,
+        "started": run.started,
+        "seconds": run.seconds,
+        "note": run.note,
+        "config": run.config.as_ref().and_then(|c| serde_json::to_value(c).ok()),
+        "ae_step": run.ae_step,
+        "diffusion_step": run.diffusion_step,
+    });
     for key in METRICS {
-        let value = scores.as_ref().and_then(|s| s.as_ref().ok()?.metric(key));
-        row[key] = value.into();
+        row[key] = run.metric(key).into();
     }
-    if let Some(Err(problem)) = &scores {
+    if let Some(problem) = &run.scores_problem {
         row["scores_problem"] = problem.as_str().into();
-    }
-    let status = RunStatus::read(dir);
-    row["preset"] = status.as_ref().and_then(|s| s.origin.clone()).into();
-    row["status"] = status.as_ref().map(|s| s.seen(now).name()).into();
-    row["message"] = status.and_then(|s| s.message).into();
-    match RunDir::open(dir) {
-        Ok((_, cfg, state)) => {
-            row["dataset"] = cfg.dataset.name().into();
-            row["config"] = serde_json::to_value(&cfg).unwrap_or_default();
-            row["ae_step"] = state.as_ref().map(|s| s.ae_step).into();
-            row["diffusion_step"] = state.as_ref().map(|s| s.diffusion_step).into();
-            if row["status"].is_null() {
-                // Runs from before statuses were kept: what the checkpoint says.
-                let done = state.as_ref().is_some_and(|s| s.diffusion_done);
-                row["status"] = if done { "finished" } else { "stopped" }.into();
-            }
-        }
-        Err(e) => {
-            row["status"] = "unreadable".into();
-            row["message"] = e.to_string().into();
-        }
     }
     row
 }

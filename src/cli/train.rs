@@ -194,7 +194,10 @@ fn watch(worker: &Worker) -> Result<(), CliError> {
                 return Ok(());
             }
             Event::Scoring { what, done, total } => {
-                if bar.as_ref().is_some_and(|(_, b)| b.length() != Some(total as u64)) {
+                if bar
+                    .as_ref()
+                    .is_some_and(|(_, b)| b.length() != Some(total as u64))
+                {
                     if let Some((_, b)) = bar.take() {
                         b.finish_and_clear();
                     }

@@ -79,7 +79,7 @@ pub enum CheckpointError {
     Config { path: PathBuf, message: String },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |e| CheckpointError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -163,7 +163,7 @@ pub struct RunDir {
 /// Lock `root/train.lock` so that two trainers never write one run. The
 /// lock belongs to the open file, so the OS releases it when the process
 /// ends, however it ends: a crash leaves no stale lock behind.
-fn lock_for_training(root: &Path) -> Result<Arc<File>, CheckpointError> {
+pub(super) fn lock_for_training(root: &Path) -> Result<Arc<File>, CheckpointError> {
     let path = root.join(LOCK);
     let file = fs::OpenOptions::new()
         .create(true)

@@ -14,6 +14,7 @@
 //! RUN/eval.json            scores computed when training ended
 //! RUN/evals/               results of `latentlab eval`
 //! RUN/status.json          running/finished/stopped/failed and a heartbeat
+//! RUN/note.txt             a person's note about the run
 //! RUN/train.lock           held by the process training the run
 //! ```
 //!
@@ -25,14 +26,17 @@
 
 pub mod checkpoint;
 mod listing;
+pub mod manage;
 pub mod rows;
 pub mod scores;
 pub mod status;
+pub mod summary;
 
 pub use checkpoint::{CheckpointError, CheckpointParts, RunDir, TrainState, write_atomic};
 pub use listing::{fresh_run_dir, list_runs, utc_stamp};
 pub use rows::{EpochRow, LossRow};
 pub use scores::{FinalScores, METRICS};
+pub use summary::{Media, MediaKind, RunSummary};
 
 /// The experiment as trained.
 pub const CONFIG: &str = "config.toml";

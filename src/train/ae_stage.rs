@@ -113,7 +113,7 @@ fn evaluate(ctx: &Ctx, ae: &Autoencoder, end: &EpochEnd, step: usize) -> Result<
         1,
     );
     ctx.run.keep_media(
-        &format!("recon-epoch-{epoch:03}.png"),
+        &crate::run::MediaKind::Reconstructions.file_name(epoch),
         &crate::export::png_bytes(&picture),
     )?;
     ctx.emit(Event::Reconstructions {

@@ -258,7 +258,7 @@ fn finish_epoch(
     // the model changing, not the noise.
     let picture = crate::export::grid(&images, pipeline::SIDE, 8, 2, 1);
     ctx.run.keep_media(
-        &format!("samples-epoch-{epoch:03}.png"),
+        &crate::run::MediaKind::Samples.file_name(epoch),
         &crate::export::png_bytes(&picture),
     )?;
     ctx.emit(Event::Samples {

@@ -89,9 +89,19 @@ fn classifier_for(
         return Ok(found);
     }
     let epochs = classifier::default_epochs(data.train_len());
-    report(ctx, "training the classifier that scores samples", 0, epochs);
+    report(
+        ctx,
+        "training the classifier that scores samples",
+        0,
+        epochs,
+    );
     let (model, info) = classifier::train(data, &ctx.device, epochs, &mut |e, _| {
-        report(ctx, "training the classifier that scores samples", e, epochs)
+        report(
+            ctx,
+            "training the classifier that scores samples",
+            e,
+            epochs,
+        )
     });
     classifier::save(&model, &info, &classifier::cache_stem(data)).map_err(TrainError::Other)?;
     Ok((model, info))

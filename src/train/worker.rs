@@ -120,7 +120,10 @@ pub fn run(
     let (scores, scoring_problem) = match &result {
         Ok(Outcome::Finished) => match scoring::final_scores(&mut ctx, &job.data) {
             Ok(scores) => (scores, None),
-            Err(e) => (None, Some(format!("training finished; scoring it failed: {e}"))),
+            Err(e) => (
+                None,
+                Some(format!("training finished; scoring it failed: {e}")),
+            ),
         },
         _ => (None, None),
     };
