@@ -8,27 +8,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::window::{harness, step_until};
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 use latentlab::ui::{App, AppOptions, Injected, Tab};
-
-fn harness(opts: AppOptions, tab: Tab) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size([1280.0, 800.0])
-        .with_max_steps(50)
-        .build_eframe(move |cc| {
-            // kittest does not clear to the app's colour; eframe does.
-            let mut app = App::new(
-                cc,
-                AppOptions {
-                    opaque: true,
-                    ..opts
-                },
-            );
-            app.settings.tab = tab;
-            app
-        })
-}
 
 /// The Experiment panel with a small synthetic dataset injected.
 fn small_form(presets_dir: Option<PathBuf>) -> Harness<'static, App> {
@@ -59,20 +42,6 @@ fn demo(tab: Tab, runs_dir: Option<PathBuf>) -> Harness<'static, App> {
         },
         tab,
     )
-}
-
-/// Step frames (real time passing) until `done` holds or `secs` pass.
-fn step_until(h: &mut Harness<'static, App>, secs: u64, done: impl Fn(&App) -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        h.step();
-        if done(h.state()) {
-            h.step();
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]

@@ -194,13 +194,11 @@ fn watch(worker: &Worker) -> Result<(), CliError> {
                 return Ok(());
             }
             Event::Scoring { what, done, total } => {
-                if bar
-                    .as_ref()
-                    .is_some_and(|(_, b)| b.length() != Some(total as u64))
-                {
-                    if let Some((_, b)) = bar.take() {
-                        b.finish_and_clear();
-                    }
+                // One bar per scoring step (classifier, sampling, …).
+                let fresh =
+                    |b: &ProgressBar| b.prefix() == "scoring" && b.length() == Some(total as u64);
+                if let Some((_, b)) = bar.take_if(|(_, b)| !fresh(b)) {
+                    b.finish_and_clear();
                 }
                 let b = &bar
                     .get_or_insert_with(|| {

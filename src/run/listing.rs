@@ -50,10 +50,11 @@ pub fn fresh_run_dir(runs: &Path, name: &str) -> PathBuf {
 
 /// "20261129-115301" in UTC, without a date-time dependency.
 pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    stamp_of(super::status::now_secs())
+}
+
+/// `utc_stamp` of a time given in Unix seconds.
+pub fn stamp_of(secs: u64) -> String {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;

@@ -25,7 +25,7 @@
 //! for use outside latentlab.
 
 pub mod checkpoint;
-mod listing;
+pub mod listing;
 pub mod manage;
 pub mod rows;
 pub mod scores;

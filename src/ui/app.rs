@@ -116,6 +116,8 @@ pub struct App {
     pub(super) closing: bool,
     pub overwrite: Option<(PathBuf, Arc<Vec<u8>>)>,
     ticket: u64,
+    /// The demo's made-up runs, removed with the window.
+    pub(super) demo_runs: Option<tempfile::TempDir>,
 }
 
 impl App {
@@ -155,6 +157,7 @@ impl App {
             closing: false,
             overwrite: None,
             ticket: 0,
+            demo_runs: None,
             settings,
             opts,
         };
@@ -556,6 +559,7 @@ impl App {
                     self.session.status = "Could not load the dataset".into();
                 }
                 self.panels.denoise.on_failed(job);
+                self.panels.runs.on_failed(job);
                 self.panels.samples.on_failed(job);
                 self.error(format!("{}: {message}", job.name()));
             }
@@ -584,6 +588,27 @@ impl App {
                 self.panels.samples.on_result(r)
             }
             JobResult::RunsListed(runs) => self.panels.loss.runs = runs,
+            JobResult::RunSummaries(rows) => self.panels.runs.on_summaries(rows),
+            JobResult::RunChanged { message, from, to } => {
+                // The selection follows a renamed run and drops a deleted one.
+                let overlay = &mut self.settings.overlay;
+                if let Some(i) = overlay.iter().position(|d| *d == from) {
+                    match &to {
+                        Some(to) => overlay[i] = to.clone(),
+                        None => {
+                            overlay.remove(i);
+                        }
+                    }
+                }
+                if let Some(curves) = self.panels.loss.overlays.remove(&from)
+                    && let Some(to) = &to
+                {
+                    self.panels.loss.overlays.insert(to.clone(), curves);
+                }
+                self.info(message);
+                work::summarize_runs(&self.jobs, self.settings.runs_dir.clone());
+                work::list_runs(&self.jobs, self.settings.runs_dir.clone());
+            }
             JobResult::RunCurves { dir, curves } => {
                 if self.session.history_pending && self.session.run_dir.as_ref() == Some(&dir) {
                     self.session.merge_history(*curves);

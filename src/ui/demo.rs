@@ -19,7 +19,7 @@ fn images(d: &Dataset, range: std::ops::Range<usize>) -> Vec<f32> {
 }
 
 /// Box blur of radius `r` (0 = copy).
-fn blur(img: &[f32], r: usize) -> Vec<f32> {
+pub(super) fn blur(img: &[f32], r: usize) -> Vec<f32> {
     let r = r as isize;
     let s = SIDE as isize;
     (0..PIXELS)
@@ -40,7 +40,7 @@ fn blur(img: &[f32], r: usize) -> Vec<f32> {
         .collect()
 }
 
-fn map_images(images: &[f32], f: impl Fn(&[f32]) -> Vec<f32>) -> Vec<f32> {
+pub(super) fn map_images(images: &[f32], f: impl Fn(&[f32]) -> Vec<f32>) -> Vec<f32> {
     images.chunks_exact(PIXELS).flat_map(f).collect()
 }
 
@@ -208,6 +208,45 @@ pub fn fill(app: &mut App) {
     app.panels.samples.origin = "demo gallery (test digits)".into();
     app.panels.samples.version = 1;
     app.panels.experiment.data_preview = Some(("offline MNIST subset (demo data)".into(), true));
+    // The Runs panel reads runs from disk: a few made-up ones, two selected.
+    if app.opts.runs_dir.is_none()
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("latentlab-demo-runs")
+            .tempdir()
+        && let Ok(selected) = super::demo_runs::write(&dir.path().join("runs"), &d)
+    {
+        let mut runs = crate::run::list_runs(&dir.path().join("runs"));
+        runs.sort();
+        app.panels.loss.runs = runs;
+        // Made-up curves for the selected runs, overlaid in the Loss panel.
+        for (k, run) in selected.iter().enumerate() {
+            let k = k as u64;
+            let mut c = Curves {
+                ae: curve(
+                    4 * ae_per_epoch,
+                    0.12,
+                    0.013 + 0.002 * k as f32,
+                    70.0,
+                    0.05,
+                    10 + k,
+                ),
+                diffusion: curve(
+                    12 * diff_per_epoch,
+                    0.95,
+                    0.2 + 0.03 * k as f32,
+                    80.0,
+                    0.07,
+                    20 + k,
+                ),
+                ..Default::default()
+            };
+            c.version = 1;
+            app.panels.loss.overlays.insert(run.clone(), c);
+        }
+        app.settings.runs_dir = dir.path().join("runs");
+        app.settings.overlay = selected;
+        app.demo_runs = Some(dir);
+    }
     app.data = Some((
         DatasetKind::Mnist,
         None,

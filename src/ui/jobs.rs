@@ -43,6 +43,10 @@ pub enum Job {
     /// Decoding one latent point.
     Decode,
     Runs,
+    /// Reading every run's summary for the Runs panel.
+    RunSummaries,
+    /// Renaming, annotating or deleting a run.
+    ManageRun,
     Curves,
     Dialog,
     Export,
@@ -66,6 +70,8 @@ impl Job {
             Job::Interpolation => "interpolation",
             Job::Decode => "decode",
             Job::Runs => "runs",
+            Job::RunSummaries => "run summaries",
+            Job::ManageRun => "run",
             Job::Curves => "curves",
             Job::Dialog => "dialog",
             Job::Export => "export",
@@ -114,6 +120,14 @@ pub enum JobResult {
         image: Vec<f32>,
     },
     RunsListed(Vec<PathBuf>),
+    RunSummaries(Vec<crate::run::RunSummary>),
+    /// A run was renamed, annotated or deleted: what to say about it, and
+    /// its old and new paths (None when deleted).
+    RunChanged {
+        message: String,
+        from: PathBuf,
+        to: Option<PathBuf>,
+    },
     RunCurves {
         dir: PathBuf,
         curves: Box<super::session::Curves>,

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::panel::PanelCtx;
-use super::{denoising, experiment, latent, loss, reconstructions, samples};
+use super::{denoising, experiment, latent, loss, reconstructions, runs, samples};
 
 macro_rules! panels {
     ($($tab:ident => $field:ident: $view:ty, $title:literal, $slug:literal;)*) => {
@@ -56,6 +56,7 @@ panels! {
     Latent => latent: latent::LatentView, "Latent space", "latent";
     Denoising => denoise: denoising::DenoiseView, "Denoising", "denoising";
     Samples => samples: samples::SamplesView, "Samples", "samples";
+    Runs => runs: runs::RunsView, "Runs", "runs";
 }
 
 impl Tab {

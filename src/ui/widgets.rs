@@ -29,6 +29,11 @@ impl TexCache {
         &self.map[key].1
     }
 
+    /// Whether a texture named `key` was ever made (what tests look at).
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
     pub fn clear(&mut self) {
         self.map.clear();
     }

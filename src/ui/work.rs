@@ -269,6 +269,56 @@ pub fn list_runs(jobs: &Jobs, root: PathBuf) {
     });
 }
 
+/// Summaries of every run under `root`, for the Runs panel.
+pub fn summarize_runs(jobs: &Jobs, root: PathBuf) {
+    jobs.spawn(Job::RunSummaries, move |reply| {
+        let now = crate::run::status::now_secs();
+        let rows = crate::run::list_runs(&root)
+            .iter()
+            .map(|dir| crate::run::RunSummary::read(dir, now))
+            .collect();
+        reply.send(JobResult::RunSummaries(rows));
+        Ok(())
+    });
+}
+
+/// What a person does to a run from the Runs panel.
+pub enum RunChange {
+    Note(String),
+    Rename(String),
+    Delete,
+}
+
+pub fn change_run(jobs: &Jobs, dir: PathBuf, change: RunChange) {
+    use crate::run::manage;
+    jobs.spawn(Job::ManageRun, move |reply| {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (message, to) = match change {
+            RunChange::Note(text) => {
+                manage::set_note(&dir, &text).map_err(|e| e.to_string())?;
+                (format!("Saved the note of {name}"), Some(dir.clone()))
+            }
+            RunChange::Rename(new) => {
+                let to = manage::rename(&dir, &new).map_err(|e| e.to_string())?;
+                (format!("Renamed {name} to {new}"), Some(to))
+            }
+            RunChange::Delete => {
+                manage::delete(&dir).map_err(|e| e.to_string())?;
+                (format!("Deleted {name}"), None)
+            }
+        };
+        reply.send(JobResult::RunChanged {
+            message,
+            from: dir,
+            to,
+        });
+        Ok(())
+    });
+}
+
 pub fn load_curves(jobs: &Jobs, dir: PathBuf) {
     jobs.spawn(Job::Curves, move |reply| {
         let curves = Curves::from_run_dir(&dir)?;

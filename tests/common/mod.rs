@@ -3,6 +3,9 @@
 //! run in seconds on a CPU.
 #![allow(dead_code)]
 
+#[cfg(feature = "gui")]
+pub mod window;
+
 use latentlab::config::ExperimentConfig;
 use latentlab::data::{Dataset, DatasetKind};
 
