@@ -284,7 +284,8 @@ pub fn score(
     Ok(SampleScores {
         cfid: frechet::frechet_distance(&m1, &c1, &m2, &c2),
         confidence: confidence / n as f64,
-        class_entropy: entropy / 10f64.ln(),
+        // + 0.0: one class only is an entropy of 0, not −0.
+        class_entropy: entropy / 10f64.ln() + 0.0,
         n_samples: n,
     })
 }

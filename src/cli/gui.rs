@@ -47,6 +47,10 @@ pub struct BenchUiArgs {
     /// Panel shown in the window phases (the loss plot is the busiest while training).
     #[arg(long, default_value = "loss")]
     pub panel: String,
+    /// Fill the window's runs directory with N made-up runs first (what the
+    /// Runs panel lists: `--panel runs --runs 200`).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub runs: usize,
     /// Run one phase in this process and print its result as JSON (used by the parent).
     #[arg(long, hide = true)]
     pub phase: Option<String>,
@@ -130,6 +134,12 @@ pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliEr
 pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
     use crate::ui::bench::{self, Phase, PhaseResult};
     // NaN would never end a phase's timing loop; 0 s measures nothing.
+    if args.runs > 10_000 {
+        return Err(CliError::usage(format!(
+            "--runs {}: at most 10000 made-up runs",
+            args.runs
+        )));
+    }
     for (flag, value, min) in [
         ("--seconds", args.seconds, 0.1),
         ("--warmup", args.warmup, 0.0),
@@ -170,7 +180,7 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
                     let tab = crate::ui::Tab::parse(&args.panel).ok_or_else(|| {
                         CliError::usage(format!("--panel: unknown panel '{}'", args.panel))
                     })?;
-                    bench::run_window(other, tab, cfg, inj, args.warmup, args.seconds)
+                    bench::run_window(other, tab, cfg, inj, args.warmup, args.seconds, args.runs)
                 }
             }
             .map_err(CliError::failed)?;
@@ -197,6 +207,7 @@ pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
                     .args(["--seconds", &args.seconds.to_string()])
                     .args(["--warmup", &args.warmup.to_string()])
                     .args(["--panel", &args.panel])
+                    .args(["--runs", &args.runs.to_string()])
                     .args(["--device", &b.device, "--threads", &threads.to_string()]);
                 if let Some(name) = &b.backend {
                     cmd.args(["--backend", name]);

@@ -106,6 +106,7 @@ pub fn run(args: TrainArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
 /// Print the event stream until the run ends.
 fn watch(worker: &Worker) -> Result<(), CliError> {
     let mut bar: Option<(Stage, ProgressBar)> = None;
+    let mut scoring = String::new();
     // Print above the bar; without a terminal the bar is hidden and drops
     // its println, so write the line directly (logs keep every epoch).
     let say = |bar: &Option<(Stage, ProgressBar)>, line: String| match bar {
@@ -194,6 +195,10 @@ fn watch(worker: &Worker) -> Result<(), CliError> {
                 return Ok(());
             }
             Event::Scoring { what, done, total } => {
+                if what != scoring {
+                    say(&bar, format!("scoring the run: {what}"));
+                    scoring = what.clone();
+                }
                 // One bar per scoring step (classifier, sampling, …).
                 let fresh =
                     |b: &ProgressBar| b.prefix() == "scoring" && b.length() == Some(total as u64);

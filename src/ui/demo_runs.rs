@@ -89,73 +89,86 @@ const RUNS: &[DemoRun] = &[
 /// Write the demo runs under `root` (emptied first); returns the runs to
 /// select for the comparison.
 pub fn write(root: &Path, data: &Dataset) -> std::io::Result<Vec<PathBuf>> {
-    let io = |e: crate::run::CheckpointError| std::io::Error::other(e.to_string());
     if root.exists() {
         std::fs::remove_dir_all(root)?;
     }
+    for run in RUNS {
+        write_run(&root.join(run.name), run, data)?;
+    }
+    Ok(vec![root.join(RUNS[0].name), root.join(RUNS[1].name)])
+}
+
+/// `n` demo runs under `root` (the Runs panel's benchmark), cycling
+/// through the demo's kinds of run.
+pub fn write_many(root: &Path, data: &Dataset, n: usize) -> std::io::Result<()> {
+    for i in 0..n {
+        let run = &RUNS[i % RUNS.len()];
+        write_run(&root.join(format!("{}-{i:04}", run.name)), run, data)?;
+    }
+    Ok(())
+}
+
+fn write_run(dir: &Path, run: &DemoRun, data: &Dataset) -> std::io::Result<()> {
+    let io = |e: crate::run::CheckpointError| std::io::Error::other(e.to_string());
     let now = crate::run::status::now_secs();
     let originals = Dataset::to_f32(&data.test_images[..8 * PIXELS]);
     let digits = Dataset::to_f32(&data.test_images[200 * PIXELS..216 * PIXELS]);
-    for run in RUNS {
-        let mut cfg = ExperimentConfig::preset(run.preset).map_err(std::io::Error::other)?;
-        for s in run.set {
-            cfg.apply_override(s).map_err(std::io::Error::other)?;
-        }
-        let dir = root.join(run.name);
-        let rd = RunDir::create(&dir, &cfg).map_err(io)?;
-        let mut state = TrainState::fresh("flex");
-        state.ae_step = run.epochs.0 * 71;
-        state.diffusion_step = run.epochs.1 * 36;
-        state.stage = if run.epochs.1 > 0 {
-            Stage::Diffusion
-        } else {
-            Stage::Autoencoder
-        };
-        let checkpoint = dir.join(crate::run::CHECKPOINT);
-        std::fs::create_dir_all(&checkpoint)?;
-        let text = serde_json::to_string_pretty(&state).map_err(std::io::Error::other)?;
-        std::fs::write(checkpoint.join(crate::run::STATE), text)?;
-        let started = now - run.started * 60;
-        RunStatus {
-            state: run.state,
-            message: (run.state == RunState::Failed).then(|| {
-                "the autoencoder loss became NaN at step 112; training stopped".to_string()
-            }),
-            started,
-            heartbeat: if run.state == RunState::Running {
-                now
-            } else {
-                started + run.minutes * 60
-            },
-            origin: Some(run.preset.into()),
-        }
-        .write(&dir)
-        .map_err(io)?;
-        if let Some((psnr, cfid)) = run.scores {
-            demo_scores(psnr, cfid).keep(&dir).map_err(io)?;
-        }
-        manage::set_note(&dir, run.note).map_err(io)?;
-        let quality = |e: usize, of: usize| 1.0 - e as f32 / (of as f32 + 1.0);
-        for e in 1..=run.epochs.0 {
-            let blurred = map_images(&originals, |img| mix(img, quality(e, run.epochs.0)));
-            let picture = grid(&[originals.clone(), blurred].concat(), SIDE, 8, 2, 1);
-            rd.keep_media(
-                &MediaKind::Reconstructions.file_name(e),
-                &png_bytes(&picture),
-            )
-            .map_err(io)?;
-        }
-        for e in 1..=run.epochs.1 {
-            // Worse-scored runs stay blurrier.
-            let floor = run.scores.map_or(0.5, |(_, cfid)| (cfid / 200.0) as f32);
-            let soft = floor + (1.0 - floor) * quality(e, run.epochs.1);
-            let samples = map_images(&digits, |img| mix(img, soft));
-            let picture = grid(&samples, SIDE, 8, 2, 1);
-            rd.keep_media(&MediaKind::Samples.file_name(e), &png_bytes(&picture))
-                .map_err(io)?;
-        }
+    let mut cfg = ExperimentConfig::preset(run.preset).map_err(std::io::Error::other)?;
+    for s in run.set {
+        cfg.apply_override(s).map_err(std::io::Error::other)?;
     }
-    Ok(vec![root.join(RUNS[0].name), root.join(RUNS[1].name)])
+    let rd = RunDir::create(dir, &cfg).map_err(io)?;
+    let mut state = TrainState::fresh("flex");
+    state.ae_step = run.epochs.0 * 71;
+    state.diffusion_step = run.epochs.1 * 36;
+    state.stage = if run.epochs.1 > 0 {
+        Stage::Diffusion
+    } else {
+        Stage::Autoencoder
+    };
+    let checkpoint = dir.join(crate::run::CHECKPOINT);
+    std::fs::create_dir_all(&checkpoint)?;
+    let text = serde_json::to_string_pretty(&state).map_err(std::io::Error::other)?;
+    std::fs::write(checkpoint.join(crate::run::STATE), text)?;
+    let started = now - run.started * 60;
+    RunStatus {
+        state: run.state,
+        message: (run.state == RunState::Failed)
+            .then(|| "the autoencoder loss became NaN at step 112; training stopped".to_string()),
+        started,
+        heartbeat: if run.state == RunState::Running {
+            now
+        } else {
+            started + run.minutes * 60
+        },
+        origin: Some(run.preset.into()),
+    }
+    .write(dir)
+    .map_err(io)?;
+    if let Some((psnr, cfid)) = run.scores {
+        demo_scores(psnr, cfid).keep(dir).map_err(io)?;
+    }
+    manage::set_note(dir, run.note).map_err(io)?;
+    let quality = |e: usize, of: usize| 1.0 - e as f32 / (of as f32 + 1.0);
+    for e in 1..=run.epochs.0 {
+        let blurred = map_images(&originals, |img| mix(img, quality(e, run.epochs.0)));
+        let picture = grid(&[originals.clone(), blurred].concat(), SIDE, 8, 2, 1);
+        rd.keep_media(
+            &MediaKind::Reconstructions.file_name(e),
+            &png_bytes(&picture),
+        )
+        .map_err(io)?;
+    }
+    for e in 1..=run.epochs.1 {
+        // Worse-scored runs stay blurrier.
+        let floor = run.scores.map_or(0.5, |(_, cfid)| (cfid / 200.0) as f32);
+        let soft = floor + (1.0 - floor) * quality(e, run.epochs.1);
+        let samples = map_images(&digits, |img| mix(img, soft));
+        let picture = grid(&samples, SIDE, 8, 2, 1);
+        rd.keep_media(&MediaKind::Samples.file_name(e), &png_bytes(&picture))
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 /// An image blurred by `amount` (0 sharp, 1 blurred through).

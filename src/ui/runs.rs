@@ -77,7 +77,12 @@ impl Column {
             Column::Duration => run.seconds.map(duration_text).unwrap_or_default(),
             Column::Backend => run.backend.clone().unwrap_or_default(),
             Column::Key(k) => run.values.get(k).cloned().unwrap_or_default(),
-            Column::Metric(m) => run.metric(m).map(|v| format!("{v:.4}")).unwrap_or_default(),
+            Column::Metric(m) => {
+                let digits = if matches!(*m, "psnr" | "cfid") { 2 } else { 4 };
+                run.metric(m)
+                    .map(|v| format!("{v:.digits$}"))
+                    .unwrap_or_default()
+            }
             Column::Note => run.note.lines().next().unwrap_or_default().to_string(),
         }
     }
@@ -199,8 +204,10 @@ impl RunsView {
             Column::Duration,
             Column::Backend,
         ];
-        cols.extend(self.differing.iter().cloned().map(Column::Key));
+        // Scores before the hyper-parameters: they are what runs are
+        // compared by, and there may be many differing keys.
         cols.extend(METRICS.iter().map(|m| Column::Metric(m)));
+        cols.extend(self.differing.iter().cloned().map(Column::Key));
         cols.push(Column::Note);
         cols
     }
