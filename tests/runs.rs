@@ -197,6 +197,7 @@ fn summaries_name_the_values_that_differ_and_the_history_in_order() {
     for f in [
         "samples-epoch-002.png",
         "recon-epoch-010.png",
+        "latent-epoch-002.json",
         "samples-epoch-001.png",
         "recon-epoch-002.png",
         "other.png",
@@ -210,7 +211,9 @@ fn summaries_name_the_values_that_differ_and_the_history_in_order() {
         ["ae_training.lr", "unet.channels"]
     );
     assert!(differing_keys([&ra]).is_empty());
-    let order: Vec<(MediaKind, usize)> = ra.media.iter().map(|m| (m.kind, m.epoch)).collect();
+    // The history walks pictures only; latent maps are looked up by epoch.
+    let history = ra.history();
+    let order: Vec<(MediaKind, usize)> = history.iter().map(|m| (m.kind, m.epoch)).collect();
     assert_eq!(
         order,
         [
@@ -222,6 +225,7 @@ fn summaries_name_the_values_that_differ_and_the_history_in_order() {
     );
     assert_eq!(ra.media_at(MediaKind::Reconstructions, 9).unwrap().epoch, 2);
     assert!(ra.media_at(MediaKind::Samples, 0).is_none());
+    assert_eq!(ra.media_at(MediaKind::LatentMap, 9).unwrap().epoch, 2);
     assert_eq!(
         ra.status, "stopped",
         "no status, no checkpoint: not finished"

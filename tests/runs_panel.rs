@@ -138,8 +138,13 @@ fn texture_shown(h: &Harness<'static, App>, path: &Path) -> bool {
     h.state().textures.contains(&path.display().to_string())
 }
 
+fn on_tab(h: &mut Harness<'static, App>, tab: &str) {
+    h.get_by_label(tab).click();
+    h.run();
+}
+
 #[test]
-fn the_history_slider_walks_both_stages_in_order() {
+fn the_history_slider_walks_both_stages_and_the_image_panels_follow_it() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("tiny");
     trained_run(&run);
@@ -149,27 +154,49 @@ fn the_history_slider_walks_both_stages_in_order() {
     h.get_by_label("select tiny").click();
     h.run();
     assert_eq!(h.state().settings.overlay.len(), 1);
-    // It opens at the end: the last samples, the last reconstructions.
-    h.get_by_label("diffusion epoch 3 (3 kept)");
+    // It opens at the end: the last samples. Until it moves, the image
+    // panels stay on the live run.
+    h.get_by_label("diffusion epoch 3 (5 of 5)");
     assert!(texture_shown(&h, &media.join("samples-epoch-003.png")));
+    assert!(h.state().history.is_none());
     for _ in 0..3 {
         h.key_press(egui::Key::ArrowLeft);
         h.run();
     }
     // Back in the autoencoder stage: no samples yet.
-    h.get_by_label("autoencoder epoch 2 (2 kept)");
+    h.get_by_label("autoencoder epoch 2 (2 of 5)");
     h.get_by_label_contains("not yet: the diffusion stage");
     h.key_press(egui::Key::ArrowLeft);
     h.run();
-    h.get_by_label("autoencoder epoch 1 (2 kept)");
+    h.get_by_label("autoencoder epoch 1 (1 of 5)");
     assert!(texture_shown(&h, &media.join("recon-epoch-001.png")));
+
+    // Every image panel shows the run as of that point.
+    on_tab(&mut h, "Latent space");
+    h.get_by_label("History of tiny at autoencoder epoch 1");
+    h.get_by_label("PCA of 64 test images' latents after autoencoder epoch 1");
+    on_tab(&mut h, "Samples");
+    h.get_by_label_contains("not yet: the diffusion stage");
+    on_tab(&mut h, "Runs");
     h.key_press(egui::Key::ArrowRight);
     h.key_press(egui::Key::ArrowRight);
     h.run();
-    h.get_by_label("diffusion epoch 1 (3 kept)");
+    h.get_by_label("diffusion epoch 1 (3 of 5)");
+    on_tab(&mut h, "Samples");
+    h.get_by_label("History of tiny at diffusion epoch 1");
     assert!(texture_shown(&h, &media.join("samples-epoch-001.png")));
+    // The reconstructions stay at the last autoencoder epoch.
+    on_tab(&mut h, "Reconstructions");
+    let point = h.state().history.clone().unwrap();
+    assert_eq!(point.recon.unwrap().path, media.join("recon-epoch-002.png"));
+    assert!(texture_shown(&h, &media.join("recon-epoch-002.png")));
+    h.get_by_label("Back to live").click();
+    h.run();
+    assert!(h.state().history.is_none());
+    h.get_by_label_contains("Reconstructions of test images appear");
 
     // One run: the compare view sets its first epoch against its last.
+    on_tab(&mut h, "Runs");
     h.get_by_label("toggle").click();
     h.run();
     h.get_by_label("showing A").click();

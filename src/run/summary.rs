@@ -35,7 +35,8 @@ pub struct RunSummary {
     pub scores: Option<FinalScores>,
     pub scores_problem: Option<String>,
     pub note: String,
-    /// The run's history, in training order.
+    /// The run's pictures and maps, by kind (reconstructions, samples,
+    /// latent maps), each by epoch.
     pub media: Vec<Media>,
 }
 
@@ -46,6 +47,38 @@ pub enum MediaKind {
     Reconstructions,
     /// Samples from fixed noise, after a diffusion epoch.
     Samples,
+    /// The test images' latents projected by PCA, after an autoencoder
+    /// epoch (JSON: `LatentMap`).
+    LatentMap,
+}
+
+/// A latent map kept in a run's media: 2-D points and their labels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LatentMap {
+    pub points: Vec<[f32; 2]>,
+    pub labels: Vec<u8>,
+}
+
+impl LatentMap {
+    /// At most this many test images' points are kept per epoch (~40 KB).
+    pub const MAX_POINTS: usize = 2000;
+
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// JSON with 4 decimals: a map is a picture, not a measurement.
+    pub fn to_json(&self) -> Vec<u8> {
+        let round = |v: f32| (v * 1e4).round() / 1e4;
+        let points: Vec<[f32; 2]> = self
+            .points
+            .iter()
+            .map(|p| [round(p[0]), round(p[1])])
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "points": points, "labels": self.labels }))
+            .expect("maps serialise")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,16 +95,23 @@ impl MediaKind {
         match self {
             MediaKind::Reconstructions => format!("recon-epoch-{epoch:03}.png"),
             MediaKind::Samples => format!("samples-epoch-{epoch:03}.png"),
+            MediaKind::LatentMap => format!("latent-epoch-{epoch:03}.json"),
         }
     }
 
     fn parse(name: &str) -> Option<(MediaKind, usize)> {
-        let (kind, rest) = if let Some(r) = name.strip_prefix("recon-epoch-") {
-            (MediaKind::Reconstructions, r)
-        } else {
-            (MediaKind::Samples, name.strip_prefix("samples-epoch-")?)
-        };
-        Some((kind, rest.strip_suffix(".png")?.parse().ok()?))
+        [
+            MediaKind::Reconstructions,
+            MediaKind::Samples,
+            MediaKind::LatentMap,
+        ]
+        .into_iter()
+        .find_map(|kind| {
+            let pattern = kind.file_name(0);
+            let (prefix, suffix) = pattern.split_once("000")?;
+            let number = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+            Some((kind, number.parse().ok()?))
+        })
     }
 }
 
@@ -152,6 +192,15 @@ impl RunSummary {
     /// The metric `key` of `super::METRICS`, if scored.
     pub fn metric(&self, key: &str) -> Option<f64> {
         self.scores.as_ref()?.metric(key)
+    }
+
+    /// What the history slider walks: the reconstructions of each
+    /// autoencoder epoch, then the samples of each diffusion epoch.
+    pub fn history(&self) -> Vec<&Media> {
+        self.media
+            .iter()
+            .filter(|m| m.kind != MediaKind::LatentMap)
+            .collect()
     }
 
     /// The last picture of `kind` at or before `epoch` (all: `usize::MAX`).

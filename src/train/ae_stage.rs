@@ -4,6 +4,9 @@ use crate::run::AUTOENCODER;
 use crate::run::rows::EpochRow;
 use burn::prelude::*;
 
+use crate::run::MediaKind;
+use crate::run::summary::LatentMap;
+
 use super::events::{Event, Stage};
 use super::optim::FusedAdam;
 use super::trainer::{
@@ -113,7 +116,7 @@ fn evaluate(ctx: &Ctx, ae: &Autoencoder, end: &EpochEnd, step: usize) -> Result<
         1,
     );
     ctx.run.keep_media(
-        &crate::run::MediaKind::Reconstructions.file_name(epoch),
+        &MediaKind::Reconstructions.file_name(epoch),
         &crate::export::png_bytes(&picture),
     )?;
     ctx.emit(Event::Reconstructions {
@@ -123,9 +126,19 @@ fn evaluate(ctx: &Ctx, ae: &Autoencoder, end: &EpochEnd, step: usize) -> Result<
         metrics: rec.metrics[..GRID_IMAGES.min(count)].to_vec(),
         mean: summary,
     });
+    // The history keeps each epoch's latent map: PCA of the first test
+    // images, a few tens of KB.
+    let dim = ctx.cfg.autoencoder.latent_dim;
+    let mapped = count.min(LatentMap::MAX_POINTS);
+    let map = LatentMap {
+        points: crate::metrics::projection::pca(&rec.latents[..mapped * dim], dim),
+        labels: ctx.data.test_labels[..mapped].to_vec(),
+    };
+    ctx.run
+        .keep_media(&MediaKind::LatentMap.file_name(epoch), &map.to_json())?;
     ctx.emit(Event::Latents {
         epoch,
-        dim: ctx.cfg.autoencoder.latent_dim,
+        dim,
         latents: rec.latents,
         labels: ctx.data.test_labels[..count].to_vec(),
     });

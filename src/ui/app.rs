@@ -118,6 +118,8 @@ pub struct App {
     ticket: u64,
     /// The demo's made-up runs, removed with the window.
     pub(super) demo_runs: Option<tempfile::TempDir>,
+    /// The history point the image panels show (the Runs panel's slider).
+    pub history: Option<super::run_history::HistoryPoint>,
 }
 
 impl App {
@@ -158,6 +160,7 @@ impl App {
             overwrite: None,
             ticket: 0,
             demo_runs: None,
+            history: None,
             settings,
             opts,
         };
@@ -247,6 +250,7 @@ impl App {
                 Action::Start => self.start_new(),
                 Action::Command(c) => self.command(c),
                 Action::ResumeFrom(dir) => self.resume_from(&dir),
+                Action::ShowHistory(point) => self.history = point,
                 Action::SetSampling(sampling) => {
                     self.config.sampling = sampling;
                     let cfg = self.config.clone();
@@ -698,6 +702,7 @@ impl eframe::App for App {
                 can_sample,
                 device_problem,
                 dialogs: self.opts.dialogs,
+                history: self.history.as_ref(),
             };
             self.panels.show(tab, &mut cx, ui);
         });

@@ -7,6 +7,9 @@ use std::collections::HashMap;
 
 use egui_plot::{HoverPosition, Legend, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
+use crate::run::Media;
+use crate::run::summary::LatentMap;
+
 use super::jobs::{CancelFlag, JobResult, Subset};
 use super::panel::{Action, PanelCtx};
 use super::widgets::{LABEL_COLORS, show as show_tex, single};
@@ -39,6 +42,8 @@ pub struct LatentView {
     pub streamed: usize,
     /// Latents epoch the automatic PCA was made for.
     pca_epoch: Option<(u64, usize)>,
+    /// The latent map of a history point, read once per file.
+    history: Option<(std::path::PathBuf, Result<LatentMap, String>)>,
     /// Points split by label, rebuilt when the map changes.
     series: Option<(u64, Subset, Vec<Vec<usize>>)>,
     /// Tickets of this panel's projections.
@@ -55,6 +60,7 @@ impl Default for LatentView {
             decoded: None,
             streamed: 0,
             pca_epoch: None,
+            history: None,
             series: None,
             ticket: 0,
         }
@@ -158,6 +164,11 @@ impl LatentView {
     }
 
     pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
+        if let Some(point) = cx.history.cloned() {
+            point.banner(cx, ui);
+            self.history_map(ui, point.latents.as_ref());
+            return;
+        }
         let Some(latents) = cx.session.latents.clone() else {
             ui.weak("Latents of the test images appear after each autoencoder epoch.");
             return;
@@ -363,5 +374,55 @@ impl LatentView {
                 ui.spinner();
             }
         }
+    }
+}
+
+impl LatentView {
+    /// The PCA map a run kept at a point of its history.
+    fn history_map(&mut self, ui: &mut egui::Ui, media: Option<&Media>) {
+        let Some(media) = media else {
+            ui.weak("This run kept no latent map at this point.");
+            return;
+        };
+        if self.history.as_ref().is_none_or(|(p, _)| *p != media.path) {
+            self.history = Some((media.path.clone(), LatentMap::read(&media.path)));
+        }
+        let Some((_, map)) = &self.history else {
+            return;
+        };
+        let map = match map {
+            Ok(map) => map,
+            Err(e) => {
+                super::widgets::problem(ui, format!("cannot read the latent map: {e}"));
+                return;
+            }
+        };
+        ui.label(format!(
+            "PCA of {} test images' latents after autoencoder epoch {}",
+            map.points.len(),
+            media.epoch
+        ));
+        Plot::new("latent-history")
+            .data_aspect(1.0)
+            .legend(Legend::default())
+            .show_axes(false)
+            .show(ui, |p| {
+                for d in 0..10u8 {
+                    let pts: Vec<[f64; 2]> = map
+                        .points
+                        .iter()
+                        .zip(&map.labels)
+                        .filter(|(_, l)| **l % 10 == d)
+                        .map(|(pt, _)| [pt[0] as f64, pt[1] as f64])
+                        .collect();
+                    p.add(
+                        Points::new(format!("digit {d}"), PlotPoints::from(pts))
+                            .radius(2.5)
+                            .shape(MarkerShape::Circle)
+                            .filled(true)
+                            .color(LABEL_COLORS[d as usize]),
+                    );
+                }
+            });
     }
 }

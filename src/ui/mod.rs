@@ -18,6 +18,7 @@ pub mod panels;
 pub mod reconstructions;
 mod relay;
 mod run_compare;
+pub mod run_history;
 pub mod runs;
 pub mod samples;
 pub mod session;

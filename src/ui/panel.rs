@@ -9,6 +9,7 @@
 use super::export::ExportRequest;
 use super::jobs::Jobs;
 use super::jobs::{CancelFlag, Requester};
+use super::run_history::HistoryPoint;
 use super::session::Session;
 use super::settings::Settings;
 use super::widgets::TexCache;
@@ -36,6 +37,9 @@ pub struct PanelCtx<'a> {
     pub device_problem: Option<String>,
     /// Whether native file dialogs may open.
     pub dialogs: bool,
+    /// The point of a run's history the image panels show instead of the
+    /// live run, when one was chosen on the Runs panel.
+    pub history: Option<&'a HistoryPoint>,
 }
 
 /// A generation a panel asks for; the app adds the models and the device.
@@ -84,6 +88,9 @@ pub enum Action {
     Command(Command),
     /// Continue (or open) the run in this directory.
     ResumeFrom(PathBuf),
+    /// Show this point of a run's history in the image panels (None: the
+    /// live run again).
+    ShowHistory(Option<HistoryPoint>),
 }
 
 impl PanelCtx<'_> {

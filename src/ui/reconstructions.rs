@@ -15,6 +15,13 @@ const COLS: usize = 8;
 
 impl ReconView {
     pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
+        if let Some(point) = cx.history.cloned() {
+            point.banner(cx, ui);
+            ui.label("test images above their reconstructions");
+            let width = ui.available_width().min(900.0);
+            super::run_history::show_media(cx, ui, point.recon.as_ref(), width);
+            return;
+        }
         let history = cx.session.recons.len();
         if history == 0 {
             ui.weak("Reconstructions of test images appear after each autoencoder epoch.");

@@ -5,20 +5,17 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use egui::{Color32, Rect, Sense, TextureHandle, pos2, vec2};
+use egui::{Color32, Rect, Sense, TextureHandle, pos2};
 use image::GrayImage;
 
 use super::export::{ExportRequest, Payload};
 use super::panel::{Action, PanelCtx};
+use super::run_history::HistoryView;
 use super::runs::{change, select};
 use super::work::RunChange;
 use crate::run::summary::differing_keys;
 use crate::run::{Media, MediaKind, RunSummary};
-
-/// Seconds per history step while playing.
-const PLAY_STEP: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -37,13 +34,10 @@ pub struct CompareView {
     /// The two pictures compared, by path.
     pub a: Option<PathBuf>,
     pub b: Option<PathBuf>,
-    /// The run whose history the slider walks, and where it is.
-    pub history_run: Option<PathBuf>,
-    pub history_pos: usize,
-    pub playing: Option<Instant>,
     notes: HashMap<PathBuf, String>,
     names: HashMap<PathBuf, String>,
     pub confirm_delete: Option<PathBuf>,
+    pub history: HistoryView,
 }
 
 impl Default for CompareView {
@@ -55,18 +49,16 @@ impl Default for CompareView {
             show_b: false,
             a: None,
             b: None,
-            history_run: None,
-            history_pos: 0,
-            playing: None,
             notes: HashMap::new(),
             names: HashMap::new(),
             confirm_delete: None,
+            history: HistoryView::default(),
         }
     }
 }
 
 /// A PNG from a run's media as a texture, decoded once per file version.
-fn texture(cx: &mut PanelCtx<'_>, ctx: &egui::Context, path: &Path) -> Option<TextureHandle> {
+pub fn texture(cx: &mut PanelCtx<'_>, ctx: &egui::Context, path: &Path) -> Option<TextureHandle> {
     let version = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()?
@@ -128,6 +120,7 @@ fn media_label(run: &RunSummary, m: &Media) -> String {
     let what = match m.kind {
         MediaKind::Reconstructions => "reconstructions",
         MediaKind::Samples => "samples",
+        MediaKind::LatentMap => "latent map",
     };
     format!("{} · {what} epoch {}", run.name, m.epoch)
 }
@@ -157,7 +150,7 @@ impl CompareView {
         ui.separator();
         self.compare(cx, ui, selected);
         ui.separator();
-        self.history(cx, ui, selected);
+        self.history.show(cx, ui, selected);
     }
 
     /// One selected run: its latest samples, scores, note and actions.
@@ -195,7 +188,11 @@ impl CompareView {
                             ui.add(egui::Image::new((tex.id(), size * zoom)))
                                 .on_hover_text(media_label(run, m));
                         }
-                        ui.weak(format!("samples after diffusion epoch {}", m.epoch));
+                        ui.weak(format!(
+                            "samples after diffusion epoch {} (seed {})",
+                            m.epoch,
+                            crate::train::diffusion_stage::PREVIEW_SEED
+                        ));
                     }
                     None => {
                         ui.weak("no samples yet (the diffusion stage keeps one grid per epoch)");
@@ -384,118 +381,6 @@ impl CompareView {
                 ui.painter().image(tex.id(), rect, full, Color32::WHITE);
             }
         }
-    }
-
-    /// One slider through a run's pictures in training order: the
-    /// reconstructions through the autoencoder epochs (then held), the
-    /// samples through the diffusion epochs.
-    fn history(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, runs: &[RunSummary]) {
-        if !self
-            .history_run
-            .as_ref()
-            .is_some_and(|d| runs.iter().any(|r| &r.dir == d))
-        {
-            self.history_run = Some(runs[0].dir.clone());
-            self.history_pos = usize::MAX;
-        }
-        let run = runs
-            .iter()
-            .find(|r| Some(&r.dir) == self.history_run.as_ref())
-            .unwrap_or(&runs[0]);
-        ui.horizontal_wrapped(|ui| {
-            egui::ComboBox::new("history-run", "history of this run")
-                .selected_text(&run.name)
-                .show_ui(ui, |ui| {
-                    for r in runs {
-                        ui.selectable_value(&mut self.history_run, Some(r.dir.clone()), &r.name);
-                    }
-                });
-        });
-        let n = run.media.len();
-        if n == 0 {
-            ui.weak("This run has no pictures yet: it keeps one per epoch as it trains.");
-            return;
-        }
-        self.history_pos = self.history_pos.min(n - 1);
-        if let Some(t) = self.playing {
-            if t.elapsed() >= PLAY_STEP {
-                self.history_pos = (self.history_pos + 1) % n;
-                self.playing = Some(Instant::now());
-            }
-            ui.ctx().request_repaint_after(PLAY_STEP);
-        }
-        if !ui.ctx().egui_wants_keyboard_input() {
-            ui.input(|i| {
-                if i.key_pressed(egui::Key::ArrowRight) {
-                    self.history_pos = (self.history_pos + 1).min(n - 1);
-                }
-                if i.key_pressed(egui::Key::ArrowLeft) {
-                    self.history_pos = self.history_pos.saturating_sub(1);
-                }
-            });
-        }
-        let at = &run.media[self.history_pos];
-        ui.horizontal(|ui| {
-            let play = if self.playing.is_some() {
-                "Pause"
-            } else {
-                "Play"
-            };
-            if ui.button(play).clicked() {
-                self.playing = match self.playing {
-                    Some(_) => None,
-                    None => Some(Instant::now()),
-                };
-            }
-            ui.add(
-                egui::Slider::new(&mut self.history_pos, 0..=n - 1)
-                    .show_value(false)
-                    .text(history_label(run, at)),
-            )
-            .on_hover_text("Left/Right keys step through the epochs");
-        });
-        let recon = match at.kind {
-            MediaKind::Reconstructions => Some(at),
-            MediaKind::Samples => run.media_at(MediaKind::Reconstructions, usize::MAX),
-        };
-        let samples = (at.kind == MediaKind::Samples).then_some(at);
-        ui.horizontal_top(|ui| {
-            for (title, media) in [("reconstructions", recon), ("samples", samples)] {
-                ui.vertical(|ui| {
-                    ui.label(title);
-                    match media.and_then(|m| texture(cx, ui.ctx(), &m.path)) {
-                        Some(tex) => {
-                            let size = tex.size_vec2();
-                            ui.add(egui::Image::new((
-                                tex.id(),
-                                size * (300.0 / size.x).min(2.0),
-                            )));
-                        }
-                        None => {
-                            ui.allocate_ui(vec2(300.0, 40.0), |ui| {
-                                ui.weak("not yet: the diffusion stage has not reached this point")
-                            });
-                        }
-                    }
-                });
-            }
-        });
-    }
-}
-
-fn history_label(run: &RunSummary, at: &Media) -> String {
-    let stage_epochs = |k: MediaKind| run.media.iter().filter(|m| m.kind == k).count();
-    match at.kind {
-        MediaKind::Reconstructions => format!(
-            "autoencoder epoch {} ({} kept)",
-            at.epoch,
-            stage_epochs(MediaKind::Reconstructions)
-        ),
-        MediaKind::Samples => format!(
-            "diffusion epoch {} ({} kept)",
-            at.epoch,
-            stage_epochs(MediaKind::Samples)
-        ),
     }
 }
 

@@ -149,6 +149,13 @@ impl SamplesView {
     }
 
     pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
+        if let Some(point) = cx.history.cloned() {
+            point.banner(cx, ui);
+            ui.label("16 DDIM samples from the same noise every epoch");
+            let width = ui.available_width().min(900.0);
+            super::run_history::show_media(cx, ui, point.samples.as_ref(), width);
+            return;
+        }
         self.controls(cx, ui);
         if self.images.is_empty() {
             ui.weak("Press Generate to sample from the current run.");
