@@ -102,7 +102,7 @@ fn both_losses_fall_and_the_run_reports_everything() {
         .count();
     assert_eq!(samples, 3, "a preview per diffusion epoch");
     assert!(matches!(events.last(), Some(Event::Finished { .. })));
-    // The run keeps a small picture of each epoch for its history.
+    // The run keeps a small picture (and latent map) of each epoch for its history.
     let mut media: Vec<String> = std::fs::read_dir(dir.path().join("media"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -111,6 +111,8 @@ fn both_losses_fall_and_the_run_reports_everything() {
     assert_eq!(
         media,
         [
+            "latent-epoch-001.json",
+            "latent-epoch-002.json",
             "recon-epoch-001.png",
             "recon-epoch-002.png",
             "samples-epoch-001.png",
