@@ -286,3 +286,32 @@ fn parameter_estimates_match_the_seed_architecture() {
     let seed = MemoryEstimate::of(&ExperimentConfig::preset("seed").unwrap()).unwrap();
     assert_eq!((seed.ae_params, seed.unet_params), (224_945, 624_097));
 }
+
+#[test]
+fn configs_written_before_final_scores_load_with_the_default() {
+    let old = ExperimentConfig::preset("quick")
+        .unwrap()
+        .to_toml()
+        .lines()
+        .filter(|l| !l.starts_with("final_samples"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cfg = ExperimentConfig::from_toml(&old, "an old run's config.toml").unwrap();
+    assert_eq!(cfg.checkpoint.final_samples, 1000);
+    assert_eq!(
+        ExperimentConfig::preset("seed")
+            .unwrap()
+            .checkpoint
+            .final_samples,
+        500
+    );
+    let mut one = cfg.clone();
+    one.checkpoint.final_samples = 1;
+    let problems = one.validate();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "checkpoint.final_samples"),
+        "{problems:?}"
+    );
+}

@@ -407,3 +407,31 @@ fn config_diff(ui: &mut egui::Ui, runs: &[RunSummary]) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_swipe_takes_a_left_of_the_divider_and_b_right_of_it() {
+        let a = GrayImage::from_pixel(10, 4, image::Luma([10]));
+        let b = GrayImage::from_pixel(10, 4, image::Luma([200]));
+        let swipe = composite(&a, &b, Mode::Swipe, 0.3);
+        assert_eq!(swipe.dimensions(), (10, 4));
+        let row: Vec<u8> = (0..10).map(|x| swipe.get_pixel(x, 2).0[0]).collect();
+        assert_eq!(row, [10, 10, 10, 255, 200, 200, 200, 200, 200, 200]);
+        // Toggle exports both, side by side with a white gap.
+        let both = composite(&a, &b, Mode::Toggle, 0.3);
+        assert_eq!(both.dimensions(), (24, 4));
+        assert_eq!(
+            [0, 10, 12, 14, 23].map(|x| both.get_pixel(x, 0).0[0]),
+            [10, 255, 255, 200, 200]
+        );
+        // Different sizes: the larger frame, black where a picture ends.
+        let small = GrayImage::from_pixel(4, 2, image::Luma([50]));
+        let mixed = composite(&small, &b, Mode::Swipe, 1.0);
+        assert_eq!(mixed.dimensions(), (10, 4));
+        assert_eq!(mixed.get_pixel(1, 3).0[0], 0);
+        assert_eq!(mixed.get_pixel(1, 1).0[0], 50);
+    }
+}
