@@ -12,6 +12,7 @@ pub mod info;
 pub mod metrics;
 pub mod runs;
 pub mod sample;
+pub mod sweep;
 pub mod train;
 
 use std::path::PathBuf;
@@ -55,6 +56,11 @@ pub enum Cmd {
     Sample(sample::SampleArgs),
     /// The runs in a runs directory and their status.
     Runs(runs::RunsArgs),
+    /// Train a grid of runs (locally, or as a Slurm array job with --emit slurm).
+    Sweep(sweep::SweepArgs),
+    /// Train one point of a sweep (what `sweep` and its Slurm tasks run).
+    #[command(hide = true)]
+    SweepPoint(sweep::SweepPointArgs),
     /// Score reconstructions over the whole test split.
     Eval(eval::EvalArgs),
     /// Write the denoising animation of a trained run as a GIF.
@@ -137,6 +143,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(Cmd::Metrics(a)) => metrics::run(a),
         Some(Cmd::Info(a)) => info::run(a),
         Some(Cmd::Runs(a)) => runs::run(a),
+        Some(Cmd::Sweep(a)) => sweep::run(a, b),
+        Some(Cmd::SweepPoint(a)) => sweep::run_point(a, b),
         Some(Cmd::Bench(a)) => bench::run(a, b),
         Some(Cmd::Classifier(a)) => classifier::run(a, b),
         #[cfg(feature = "gui")]

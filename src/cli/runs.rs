@@ -78,6 +78,8 @@ fn describe(dir: &std::path::Path, now: u64) -> serde_json::Value {
         "seconds": run.seconds,
         "note": run.note,
         "config": run.config.as_ref().and_then(|c| serde_json::to_value(c).ok()),
+        "sweep": run.sweep.as_ref().map(|m| m.sweep.clone()),
+        "sweep_values": run.sweep.as_ref().map(|m| serde_json::to_value(&m.values).unwrap_or_default()),
         "ae_step": run.ae_step,
         "diffusion_step": run.diffusion_step,
     });

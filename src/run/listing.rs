@@ -2,15 +2,28 @@
 
 use std::path::{Path, PathBuf};
 
-/// Run directories under `root` (those holding a config), newest first.
+/// Run directories under `root` (those holding a config), and the runs of
+/// each sweep directory there (`RUNS/<sweep-id>/<run>`), newest first.
 pub fn list_runs(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
+    let children = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default()
     };
-    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join(super::CONFIG).is_file())
+    let mut found = Vec::new();
+    for p in children(root) {
+        if p.join(super::CONFIG).is_file() {
+            found.push(p);
+        } else if p.join(super::sweep::SWEEP).is_file() {
+            found.extend(
+                children(&p)
+                    .into_iter()
+                    .filter(|r| r.join(super::CONFIG).is_file()),
+            );
+        }
+    }
+    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = found
+        .into_iter()
         .map(|p| {
             let t = std::fs::metadata(&p)
                 .and_then(|m| m.modified())

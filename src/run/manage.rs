@@ -38,6 +38,13 @@ pub fn rename(root: &Path, name: &str) -> Result<PathBuf, CheckpointError> {
             "cannot rename to {name:?}: use 1 to 128 letters, digits, '-', '_' or '.'"
         )));
     }
+    if let Some(m) = super::sweep::Membership::read(root) {
+        return Err(bad(format!(
+            "is point {} of sweep {}: its name is how the sweep finds it again; annotate it \
+             instead",
+            m.index, m.sweep
+        )));
+    }
     let parent = root.parent().unwrap_or(Path::new("."));
     let target = parent.join(name);
     if target.exists() {

@@ -31,6 +31,7 @@ pub mod rows;
 pub mod scores;
 pub mod status;
 pub mod summary;
+pub mod sweep;
 
 pub use checkpoint::{CheckpointError, CheckpointParts, RunDir, TrainState, write_atomic};
 pub use listing::{fresh_run_dir, list_runs, utc_stamp};

@@ -35,6 +35,8 @@ pub struct RunSummary {
     pub scores: Option<FinalScores>,
     pub scores_problem: Option<String>,
     pub note: String,
+    /// The sweep it belongs to, with its grid values.
+    pub sweep: Option<super::sweep::Membership>,
     /// The run's pictures and maps, by kind (reconstructions, samples,
     /// latent maps), each by epoch.
     pub media: Vec<Media>,
@@ -139,8 +141,13 @@ impl RunSummary {
             scores: None,
             scores_problem: None,
             note: std::fs::read_to_string(dir.join(NOTE)).unwrap_or_default(),
+            sweep: super::sweep::Membership::read(dir),
             media: media(dir),
         };
+        if let Some(m) = &s.sweep {
+            // Sweep runs are named by grid point: the sweep tells them apart.
+            s.name = format!("{}/{}", m.sweep, s.name);
+        }
         let status = RunStatus::read(dir);
         if let Some(st) = &status {
             let state = st.seen(now);
