@@ -20,7 +20,7 @@ pub struct WindowArgs {
 
 #[derive(Debug, Args)]
 pub struct ScreenshotArgs {
-    /// Panel to show: experiment, loss, reconstructions, latent, denoising or samples.
+    /// Panel to show: experiment, loss, reconstructions, latent, denoising, samples or runs.
     #[arg(long)]
     pub panel: String,
     /// PNG file to write.
@@ -29,6 +29,9 @@ pub struct ScreenshotArgs {
     /// Overwrite OUT if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Window size in points, WIDTHxHEIGHT (the display must be as large).
+    #[arg(long, default_value = "1280x800", value_name = "WxH")]
+    pub size: String,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +127,18 @@ pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliEr
             args.panel
         ))
     })?;
-    crate::ui::screenshot(panel, &args.out, args.force, renderer(&window.renderer)?)
+    let size = args
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some([w.parse::<f32>().ok()?, h.parse::<f32>().ok()?]))
+        .filter(|[w, h]| (320.0..=8192.0).contains(w) && (240.0..=8192.0).contains(h))
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "--size {}: expected WIDTHxHEIGHT between 320x240 and 8192x8192, e.g. 1280x800",
+                args.size
+            ))
+        })?;
+    crate::ui::screenshot(panel, &args.out, args.force, renderer(&window.renderer)?, size)
         .map_err(CliError::failed)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

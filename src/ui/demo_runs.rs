@@ -93,9 +93,56 @@ pub fn write(root: &Path, data: &Dataset) -> std::io::Result<Vec<PathBuf>> {
         std::fs::remove_dir_all(root)?;
     }
     for run in RUNS {
-        write_run(&root.join(run.name), run, data)?;
+        write_run(&root.join(run.name), run, config(run)?, data)?;
     }
+    write_sweep(root, data)?;
     Ok(vec![root.join(RUNS[0].name), root.join(RUNS[1].name)])
+}
+
+fn config(run: &DemoRun) -> std::io::Result<ExperimentConfig> {
+    let mut cfg = ExperimentConfig::preset(run.preset).map_err(std::io::Error::other)?;
+    for s in run.set {
+        cfg.apply_override(s).map_err(std::io::Error::other)?;
+    }
+    Ok(cfg)
+}
+
+/// A finished 3 × 2 sweep over the U-Net's learning rate and widths, with
+/// made-up scores that favour wider U-Nets and the middle rate.
+fn write_sweep(root: &Path, data: &Dataset) -> std::io::Result<()> {
+    use crate::run::sweep::{Sweep, parse_axis};
+    let axes = [
+        "diffusion_training.lr=1e-3,2e-3,4e-3",
+        "unet.channels=[32,64,128],[64,128,256]",
+    ]
+    .iter()
+    .map(|a| parse_axis(a).map_err(std::io::Error::other))
+    .collect::<Result<Vec<_>, _>>()?;
+    let base = ExperimentConfig::preset("quick").map_err(std::io::Error::other)?;
+    let (sweep, configs) =
+        Sweep::plan(&base, axes).map_err(|p| std::io::Error::other(p.join("; ")))?;
+    let dir = sweep.dir(root);
+    let io = |e: crate::run::CheckpointError| std::io::Error::other(e.to_string());
+    sweep.write(&dir, &configs).map_err(io)?;
+    for (p, cfg) in sweep.points.iter().zip(configs) {
+        let (lr, wide) = (p.index / 2, p.index % 2);
+        let cfid = 95.0 - 18.0 * wide as f64 - [0.0, 14.0, 4.0][lr] + 1.5 * p.index as f64;
+        let run = DemoRun {
+            name: "",
+            preset: "quick",
+            set: &[],
+            state: RunState::Finished,
+            started: 400 - 10 * p.index as u64,
+            minutes: 8 + 3 * wide as u64,
+            scores: Some((24.2 + 0.05 * p.index as f64, cfid)),
+            epochs: (2, 2),
+            note: "",
+        };
+        let run_dir = sweep.run_dir(&dir, p.index);
+        sweep.membership(p.index).write(&run_dir).map_err(io)?;
+        write_run(&run_dir, &run, cfg, data)?;
+    }
+    Ok(())
 }
 
 /// `n` demo runs under `root` (the Runs panel's benchmark), cycling
@@ -103,20 +150,26 @@ pub fn write(root: &Path, data: &Dataset) -> std::io::Result<Vec<PathBuf>> {
 pub fn write_many(root: &Path, data: &Dataset, n: usize) -> std::io::Result<()> {
     for i in 0..n {
         let run = &RUNS[i % RUNS.len()];
-        write_run(&root.join(format!("{}-{i:04}", run.name)), run, data)?;
+        write_run(
+            &root.join(format!("{}-{i:04}", run.name)),
+            run,
+            config(run)?,
+            data,
+        )?;
     }
     Ok(())
 }
 
-fn write_run(dir: &Path, run: &DemoRun, data: &Dataset) -> std::io::Result<()> {
+fn write_run(
+    dir: &Path,
+    run: &DemoRun,
+    cfg: ExperimentConfig,
+    data: &Dataset,
+) -> std::io::Result<()> {
     let io = |e: crate::run::CheckpointError| std::io::Error::other(e.to_string());
     let now = crate::run::status::now_secs();
     let originals = Dataset::to_f32(&data.test_images[..8 * PIXELS]);
     let digits = Dataset::to_f32(&data.test_images[200 * PIXELS..216 * PIXELS]);
-    let mut cfg = ExperimentConfig::preset(run.preset).map_err(std::io::Error::other)?;
-    for s in run.set {
-        cfg.apply_override(s).map_err(std::io::Error::other)?;
-    }
     let rd = RunDir::create(dir, &cfg).map_err(io)?;
     let mut state = TrainState::fresh("flex");
     state.ae_step = run.epochs.0 * 71;

@@ -19,6 +19,7 @@ pub mod reconstructions;
 mod relay;
 mod run_compare;
 pub mod run_history;
+mod run_sweep;
 pub mod runs;
 pub mod samples;
 pub mod session;
@@ -179,6 +180,7 @@ pub fn screenshot(
     out: &Path,
     overwrite: bool,
     renderer: RendererChoice,
+    size: [f32; 2],
 ) -> Result<(), String> {
     if !display_available() {
         return Err(NO_DISPLAY.into());
@@ -192,9 +194,11 @@ pub fn screenshot(
     let result = Arc::new(Mutex::new(None));
     let shooter_result = result.clone();
     let out = out.to_path_buf();
+    let mut options = native_options(false, renderer);
+    options.viewport = options.viewport.with_inner_size(size);
     eframe::run_native(
         TITLE,
-        native_options(false, renderer),
+        options,
         Box::new(move |cc| {
             let opts = AppOptions {
                 demo: true,

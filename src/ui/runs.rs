@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::panel::PanelCtx;
 use super::run_compare::CompareView;
+use super::run_sweep::SweepView;
 use super::work::{self, RunChange};
 use crate::run::summary::differing_keys;
 use crate::run::{METRICS, RunSummary};
@@ -143,6 +144,7 @@ pub struct RunsView {
     /// The shown order is recomputed only when rows, filter or sort change.
     dirty: bool,
     pub compare: CompareView,
+    pub sweep: SweepView,
 }
 
 impl Default for RunsView {
@@ -159,6 +161,7 @@ impl Default for RunsView {
             last_refresh: None,
             dirty: true,
             compare: CompareView::default(),
+            sweep: SweepView::default(),
         }
     }
 }
@@ -271,7 +274,17 @@ impl RunsView {
         let selected: Vec<RunSummary> = selected.into_iter().cloned().collect();
         egui::ScrollArea::vertical()
             .id_salt("runs-compare")
-            .show(ui, |ui| self.compare.show(cx, ui, &selected));
+            .show(ui, |ui| {
+                let rows = &self.rows;
+                let shown: Vec<&RunSummary> = self.shown.iter().map(|&i| &rows[i]).collect();
+                if shown.iter().any(|r| r.sweep.is_some()) {
+                    egui::CollapsingHeader::new("Sweep")
+                        .default_open(true)
+                        .show(ui, |ui| self.sweep.show(ui, &shown));
+                    ui.separator();
+                }
+                self.compare.show(cx, ui, &selected)
+            });
     }
 
     fn toolbar(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) {
