@@ -172,7 +172,8 @@ impl LatentDiffusion {
 
     /// Sample `req.n` images in batches of at most 1,000 (no frames), each
     /// batch with its own seed derived from the request's, so any `n` fits
-    /// in memory; `progress(images done)` after each batch, false cancels.
+    /// in memory; `progress(images done)` after every sampler step and
+    /// batch, false cancels.
     pub fn generate_many(
         &self,
         req: &SampleRequest,
@@ -184,7 +185,7 @@ impl LatentDiffusion {
             part.n = GENERATE_BATCH.min(req.n - start);
             part.seed = req.seed.wrapping_add(k as u64 * 1_000_003);
             part.capture = sampler::Capture::None;
-            let (imgs, _) = self.generate(&part, &mut |_, _| true)?;
+            let (imgs, _) = self.generate(&part, &mut |_, _| progress(start))?;
             images.extend(imgs);
             if !progress(start + part.n) {
                 return Err(SampleError::Cancelled);

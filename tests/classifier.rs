@@ -14,7 +14,9 @@ fn classifier_learns_and_scores_separate_real_from_noise() {
     let (model, info) = classifier::train(&data, &device, 4, &mut |e, loss| {
         epochs_seen = e;
         assert!(loss.is_finite());
-    });
+        true
+    })
+    .unwrap();
     assert_eq!(epochs_seen, 4);
     assert!(info.test_accuracy > 0.9, "accuracy {}", info.test_accuracy);
     assert_eq!(info.test_images, 500);

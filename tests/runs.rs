@@ -73,7 +73,7 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
     let r = runs.to_str().unwrap();
     // A quick classifier in a private cache, so the run scores with it.
     let o = common::bin()
-        .env("XDG_CACHE_HOME", &cache)
+        .env("LATENTLAB_CACHE_DIR", &cache)
         .args([
             "--threads",
             "1",
@@ -87,7 +87,7 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tiny_train_command(tmp.path(), &["--runs-dir", r])
-        .env("XDG_CACHE_HOME", &cache)
+        .env("LATENTLAB_CACHE_DIR", &cache)
         .args(["--set", "checkpoint.final_samples=24"])
         .args(["--set", "sampling.steps=5"])
         .output()
@@ -135,7 +135,7 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
     // keeps its result under evals/ and leaves eval.json alone.
     let d = dir.to_str().unwrap();
     let o = common::bin()
-        .env("XDG_CACHE_HOME", &cache)
+        .env("LATENTLAB_CACHE_DIR", &cache)
         .args([
             "--threads",
             "1",
@@ -163,7 +163,7 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
 
     // Resuming a finished run keeps the scores it has.
     let o = common::bin()
-        .env("XDG_CACHE_HOME", &cache)
+        .env("LATENTLAB_CACHE_DIR", &cache)
         .args(["--threads", "1", "train", "--resume", d])
         .output()
         .unwrap();

@@ -489,3 +489,41 @@ fn a_reader_never_moves_checkpoints_and_finds_an_interrupted_save() {
     assert_eq!(outcome, Outcome::Finished);
     assert!(cur.join("state.json").exists() && !old.exists());
 }
+
+#[test]
+fn a_stop_while_the_run_scores_itself_ends_it_unscored_at_once() {
+    let mut cfg = common::tiny_config();
+    // Scoring samples trains a classifier first: a Stop must not wait for it.
+    cfg.checkpoint.final_samples = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::spawn(job(dir.path(), Some(cfg)));
+    let mut asked = None;
+    let mut unscored_why = None;
+    for event in worker.events.iter() {
+        match event {
+            Event::Scoring { .. } if asked.is_none() => {
+                asked = Some(std::time::Instant::now());
+                worker.send(Command::Stop);
+            }
+            Event::Finished { unscored, .. } => {
+                unscored_why = unscored;
+                break;
+            }
+            Event::Stopped { .. } | Event::Failed { .. } => break,
+            _ => {}
+        }
+    }
+    worker.join();
+    let waited = asked.expect("the run started scoring").elapsed();
+    assert!(
+        waited.as_secs() < 30,
+        "a Stop while scoring took {waited:?}"
+    );
+    let why = unscored_why.expect("a finished run that is not scored says why");
+    assert!(why.contains("stopped while scoring"), "{why}");
+    assert!(!dir.path().join("eval.json").exists());
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("status.json")).unwrap())
+            .unwrap();
+    assert_eq!(status["state"], "finished", "training itself finished");
+}

@@ -41,9 +41,7 @@ pub struct ClassifierInfo {
 /// one per training set (kind, size and a hash of its content), so the
 /// offline subset, the full set and a user's own IDX files never share one.
 pub fn cache_stem(data: &Dataset) -> PathBuf {
-    dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("latentlab")
+    crate::data::sources::cache_root()
         .join("classifier")
         .join(format!(
             "{}-{}-{:016x}",
@@ -51,6 +49,86 @@ pub fn cache_stem(data: &Dataset) -> PathBuf {
             data.train_len(),
             data.train_hash()
         ))
+}
+
+/// `progress(epoch, epochs, loss)` after each training epoch, and with
+/// epoch 0 while waiting for another process's training; false gives up.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, f64) -> bool;
+
+/// The cached classifier for `data`, training and caching one first if
+/// there is none. Runs scoring side by side (a sweep's jobs) train it once:
+/// the others wait on the cache's lock file, then load it. `Ok(None)` when
+/// `progress` gave up.
+pub fn load_or_train(
+    data: &Dataset,
+    device: &Device,
+    progress: Progress<'_>,
+) -> Result<Option<(Classifier, ClassifierInfo)>, String> {
+    if let Some(found) = load_cached(data, device)? {
+        return Ok(Some(found));
+    }
+    let Some(_lock) = cache_lock(data, progress)? else {
+        return Ok(None);
+    };
+    // Trained by another process while this one waited?
+    if let Some(found) = load_cached(data, device)? {
+        return Ok(Some(found));
+    }
+    train_and_save(data, device, default_epochs(data.train_len()), progress)
+}
+
+/// Train for `epochs` and replace the cached classifier (under the lock).
+pub fn retrain(
+    data: &Dataset,
+    device: &Device,
+    epochs: usize,
+    progress: Progress<'_>,
+) -> Result<Option<(Classifier, ClassifierInfo)>, String> {
+    let Some(_lock) = cache_lock(data, progress)? else {
+        return Ok(None);
+    };
+    train_and_save(data, device, epochs, progress)
+}
+
+fn train_and_save(
+    data: &Dataset,
+    device: &Device,
+    epochs: usize,
+    progress: Progress<'_>,
+) -> Result<Option<(Classifier, ClassifierInfo)>, String> {
+    let Some((model, info)) = train(data, device, epochs, &mut |e, loss| {
+        progress(e, epochs, loss)
+    }) else {
+        return Ok(None);
+    };
+    save(&model, &info, &cache_stem(data))?;
+    Ok(Some((model, info)))
+}
+
+/// The cache's lock for `data`, held until dropped; None if `progress`
+/// gave up while another process held it.
+fn cache_lock(data: &Dataset, progress: Progress<'_>) -> Result<Option<std::fs::File>, String> {
+    let path = cache_stem(data).with_extension("lock");
+    let dir = path.parent().expect("cache stem has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(Some(lock)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !progress(0, 0, f64::NAN) {
+                    return Ok(None);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
 }
 
 /// Default epochs: about 150k training images seen, and at least 8 passes
@@ -89,13 +167,13 @@ fn shifted(pixels: &[f32], idx: &[usize], rng: &mut Rng) -> Vec<f32> {
 }
 
 /// Train the classifier on `data`'s training split; `progress(epoch, loss)`
-/// after each epoch.
+/// after each epoch, false stops it (None).
 pub fn train(
     data: &Dataset,
     device: &Device,
     epochs: usize,
-    progress: &mut dyn FnMut(usize, f64),
-) -> (Classifier, ClassifierInfo) {
+    progress: &mut dyn FnMut(usize, f64) -> bool,
+) -> Option<(Classifier, ClassifierInfo)> {
     let ad = device.clone().autodiff();
     let mut model = seeded(&ad, SEED, || Classifier::new(&ad));
     let n = data.train_len();
@@ -140,7 +218,9 @@ pub fn train(
             .map(|&v| v as f64)
             .sum::<f64>()
             / steps_per_epoch as f64;
-        progress(epoch + 1, mean);
+        if !progress(epoch + 1, mean) {
+            return None;
+        }
     }
     let model = model.valid();
     let test_accuracy = accuracy(&model, data, device);
@@ -151,7 +231,7 @@ pub fn train(
         epochs,
         test_accuracy,
     };
-    (model, info)
+    Some((model, info))
 }
 
 /// Fraction of the test split classified correctly.

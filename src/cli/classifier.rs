@@ -78,11 +78,25 @@ pub fn train_and_cache(
         "training the {} classifier for {epochs} epochs ...",
         data.kind.name()
     );
-    let (model, info) = classifier::train(data, device, epochs, &mut |e, loss| {
-        eprintln!("  classifier epoch {e:>2}/{epochs}: loss {loss:.4}")
-    });
-    classifier::save(&model, &info, &classifier::cache_stem(data)).map_err(CliError::failed)?;
-    Ok((model, info))
+    classifier::retrain(data, device, epochs, &mut say_progress())
+        .map_err(CliError::failed)?
+        .ok_or_else(|| CliError::failed("classifier training stopped"))
+}
+
+/// Per-epoch lines on stderr (and one while another process trains it).
+fn say_progress() -> impl FnMut(usize, usize, f64) -> bool {
+    let mut waiting = false;
+    move |e, epochs, loss| {
+        if e == 0 {
+            if !waiting {
+                eprintln!("another latentlab process is training this classifier; waiting for it");
+                waiting = true;
+            }
+        } else {
+            eprintln!("  classifier epoch {e:>2}/{epochs}: loss {loss:.4}");
+        }
+        true
+    }
 }
 
 /// The cached classifier, training one first if there is none.
@@ -90,8 +104,16 @@ pub fn load_or_train(
     data: &Dataset,
     device: &Device,
 ) -> Result<(Classifier, ClassifierInfo), CliError> {
-    match classifier::load_cached(data, device).map_err(CliError::failed)? {
-        Some(found) => Ok(found),
-        None => train_and_cache(data, device, None),
+    if classifier::load_cached(data, device)
+        .map_err(CliError::failed)?
+        .is_none()
+    {
+        eprintln!(
+            "training the {} classifier that scores samples (once; it is cached) ...",
+            data.kind.name()
+        );
     }
+    classifier::load_or_train(data, device, &mut say_progress())
+        .map_err(CliError::failed)?
+        .ok_or_else(|| CliError::failed("classifier training stopped"))
 }

@@ -138,8 +138,14 @@ pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliEr
                 args.size
             ))
         })?;
-    crate::ui::screenshot(panel, &args.out, args.force, renderer(&window.renderer)?, size)
-        .map_err(CliError::failed)?;
+    crate::ui::screenshot(
+        panel,
+        &args.out,
+        args.force,
+        renderer(&window.renderer)?,
+        size,
+    )
+    .map_err(CliError::failed)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
@@ -148,6 +154,11 @@ pub fn screenshot(args: ScreenshotArgs, window: &WindowArgs) -> Result<(), CliEr
 pub fn bench_ui(args: BenchUiArgs, b: &BackendArgs) -> Result<(), CliError> {
     use crate::ui::bench::{self, Phase, PhaseResult};
     // NaN would never end a phase's timing loop; 0 s measures nothing.
+    if args.runs > 0 && args.panel != "runs" {
+        return Err(CliError::usage(
+            "--runs: the made-up runs are listed by the Runs panel only; add --panel runs",
+        ));
+    }
     if args.runs > 10_000 {
         return Err(CliError::usage(format!(
             "--runs {}: at most 10000 made-up runs",

@@ -219,12 +219,16 @@ fn watch(worker: &Worker) -> Result<(), CliError> {
                 run_dir,
                 seconds,
                 scores,
+                unscored,
             } => {
                 if let Some((_, b)) = bar.take() {
                     b.finish_and_clear();
                 }
                 if let Some(s) = scores {
                     eprintln!("{}", scores_line(&s));
+                }
+                if let Some(why) = unscored {
+                    eprintln!("not scored: {why}");
                 }
                 eprintln!(
                     "finished in {seconds:.0} s; run in {} — try `latentlab sample --run {} --n 16 --out samples`",

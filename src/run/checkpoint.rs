@@ -89,9 +89,14 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointEr
 /// Write `bytes` to `path` via a temporary sibling and a rename, both
 /// made durable (the file's data, then the directory entry).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    // A name of its own per writer: processes (sweep jobs) and threads may
+    // write the same file at once, and each rename must move its own bytes.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+        "{}.{}-{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let written = (|| {
         let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;

@@ -64,7 +64,16 @@ pub fn delete(root: &Path) -> Result<(), CheckpointError> {
         });
     }
     let _lock = idle_lock(root)?;
-    std::fs::remove_dir_all(root).map_err(io_err(root))
+    // Out of the way first, under the lock: a trainer started meanwhile
+    // finds no run here (rather than a half-deleted one), and listings
+    // skip the hidden name while the files go.
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tomb = root.with_file_name(format!(".deleting-{name}-{}", std::process::id()));
+    std::fs::rename(root, &tomb).map_err(io_err(root))?;
+    std::fs::remove_dir_all(&tomb).map_err(io_err(&tomb))
 }
 
 /// The run's training lock, refused while it trains: the lock is held, or

@@ -131,6 +131,8 @@ pub enum Event {
         /// What it scored (`RUN/eval.json`); `None` when scoring was
         /// stopped or failed.
         scores: Option<Box<crate::run::FinalScores>>,
+        /// Why the run has no scores, when scoring failed or was stopped.
+        unscored: Option<String>,
     },
     Failed {
         message: String,

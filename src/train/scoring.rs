@@ -57,7 +57,9 @@ pub fn final_scores(ctx: &mut Ctx, data: &Dataset) -> Result<Option<FinalScores>
     };
     // cFID fits a Gaussian to each side: both need two images or more.
     if wanted >= 2 && ctx.data.test_len >= 2 {
-        let (clf, info) = classifier_for(ctx, data)?;
+        let Some((clf, info)) = classifier_for(ctx, data)? else {
+            return Ok(None);
+        };
         let images = match model.generate_many(&req, &mut |done| {
             report(ctx, "sampling", done, wanted);
             ctx.between_steps() != Control::Stop
@@ -80,31 +82,21 @@ pub fn final_scores(ctx: &mut Ctx, data: &Dataset) -> Result<Option<FinalScores>
 }
 
 /// The cached classifier for `data`, trained (and cached) first if there is
-/// none, with its epochs reported as progress.
+/// none, with its epochs reported as progress; None when a Stop arrived.
 fn classifier_for(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     data: &Dataset,
-) -> Result<(classifier::Classifier, classifier::ClassifierInfo), TrainError> {
-    if let Some(found) = classifier::load_cached(data, &ctx.device).map_err(TrainError::Other)? {
-        return Ok(found);
-    }
-    let epochs = classifier::default_epochs(data.train_len());
-    report(
-        ctx,
-        "training the classifier that scores samples",
-        0,
-        epochs,
-    );
-    let (model, info) = classifier::train(data, &ctx.device, epochs, &mut |e, _| {
-        report(
-            ctx,
-            "training the classifier that scores samples",
-            e,
-            epochs,
-        )
-    });
-    classifier::save(&model, &info, &classifier::cache_stem(data)).map_err(TrainError::Other)?;
-    Ok((model, info))
+) -> Result<Option<(classifier::Classifier, classifier::ClassifierInfo)>, TrainError> {
+    classifier::load_or_train(data, &ctx.device.clone(), &mut |e, epochs, _| {
+        let what = if epochs == 0 {
+            "waiting for another run training the classifier"
+        } else {
+            "training the classifier that scores samples"
+        };
+        report(ctx, what, e, epochs.max(1));
+        ctx.between_steps() != Control::Stop
+    })
+    .map_err(TrainError::Other)
 }
 
 fn report(ctx: &Ctx, what: &str, done: usize, total: usize) {

@@ -119,7 +119,11 @@ pub fn run(
     // the status but does not turn the run into a failed one.
     let (scores, scoring_problem) = match &result {
         Ok(Outcome::Finished) => match scoring::final_scores(&mut ctx, &job.data) {
-            Ok(scores) => (scores, None),
+            Ok(Some(scores)) => (Some(scores), None),
+            Ok(None) => (
+                None,
+                Some("stopped while scoring: resume the run to score it".to_string()),
+            ),
             Err(e) => (
                 None,
                 Some(format!("training finished; scoring it failed: {e}")),
@@ -128,7 +132,7 @@ pub fn run(
         _ => (None, None),
     };
     match &result {
-        Ok(Outcome::Finished) => keeper.settle(RunState::Finished, scoring_problem),
+        Ok(Outcome::Finished) => keeper.settle(RunState::Finished, scoring_problem.clone()),
         Ok(Outcome::Stopped) => keeper.settle(RunState::Stopped, None),
         Err(e) => keeper.settle(RunState::Failed, Some(e.to_string())),
     }
@@ -138,6 +142,7 @@ pub fn run(
                 run_dir: job.run_dir,
                 seconds: began.elapsed().as_secs_f64(),
                 scores: scores.map(Box::new),
+                unscored: scoring_problem,
             });
             Ok(Outcome::Finished)
         }

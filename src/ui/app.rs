@@ -381,6 +381,8 @@ impl App {
         if self.training() {
             return;
         }
+        // The image panels show the run that starts, not a history point.
+        self.history = None;
         if !self
             .panels
             .experiment
@@ -400,6 +402,8 @@ impl App {
         if self.training() {
             return;
         }
+        // The image panels show the run that starts, not a history point.
+        self.history = None;
         match RunDir::open(dir) {
             Ok((_, cfg, Some(_))) => self.begin(Start::Resume, dir.to_path_buf(), cfg.dataset),
             Ok((_, _, None)) => self.error(format!(
@@ -592,7 +596,7 @@ impl App {
                 self.panels.samples.on_result(r)
             }
             JobResult::RunsListed(runs) => self.panels.loss.runs = runs,
-            JobResult::RunSummaries(rows) => self.panels.runs.on_summaries(rows),
+            JobResult::RunSummaries { ticket, rows } => self.panels.runs.on_summaries(ticket, rows),
             JobResult::RunChanged { message, from, to } => {
                 // The selection follows a renamed run and drops a deleted one.
                 let overlay = &mut self.settings.overlay;
@@ -609,8 +613,20 @@ impl App {
                 {
                     self.panels.loss.overlays.insert(to.clone(), curves);
                 }
+                // The window's own run, and the history point, follow it too.
+                if from != to.clone().unwrap_or_default() {
+                    if self.session.run_dir.as_ref() == Some(&from) {
+                        self.session.run_dir = to.clone();
+                        if to.is_none() {
+                            self.session.can_sample = false;
+                        }
+                    }
+                    if self.history.as_ref().is_some_and(|h| h.dir == from) {
+                        self.history = None;
+                    }
+                }
                 self.info(message);
-                work::summarize_runs(&self.jobs, self.settings.runs_dir.clone());
+                self.panels.runs.refresh_now();
                 work::list_runs(&self.jobs, self.settings.runs_dir.clone());
             }
             JobResult::RunCurves { dir, curves } => {

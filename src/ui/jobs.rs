@@ -120,7 +120,10 @@ pub enum JobResult {
         image: Vec<f32>,
     },
     RunsListed(Vec<PathBuf>),
-    RunSummaries(Vec<crate::run::RunSummary>),
+    RunSummaries {
+        ticket: u64,
+        rows: Vec<crate::run::RunSummary>,
+    },
     /// A run was renamed, annotated or deleted: what to say about it, and
     /// its old and new paths (None when deleted).
     RunChanged {

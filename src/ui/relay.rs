@@ -133,6 +133,7 @@ mod tests {
             run_dir: "run".into(),
             seconds: 1.0,
             scores: None,
+            unscored: None,
         })
         .unwrap();
         drop(wtx);

@@ -34,7 +34,8 @@ pub struct CompareView {
     /// The two pictures compared, by path.
     pub a: Option<PathBuf>,
     pub b: Option<PathBuf>,
-    notes: HashMap<PathBuf, String>,
+    /// Each card's note: (as last read from disk, as edited here).
+    notes: HashMap<PathBuf, (String, String)>,
     names: HashMap<PathBuf, String>,
     pub confirm_delete: Option<PathBuf>,
     pub history: HistoryView,
@@ -57,18 +58,24 @@ impl Default for CompareView {
     }
 }
 
-/// A PNG from a run's media as a texture, decoded once per file version.
+/// A PNG from a run's media as a texture, decoded once per file version
+/// (a stat per frame, no decoding).
 pub fn texture(cx: &mut PanelCtx<'_>, ctx: &egui::Context, path: &Path) -> Option<TextureHandle> {
     let version = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()?
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let img = load_gray(path)?;
     let key = path.display().to_string();
-    let made =
-        egui::ColorImage::from_gray([img.width() as usize, img.height() as usize], img.as_raw());
-    Some(cx.textures.get(ctx, &key, version, || made).clone())
+    cx.textures
+        .get_or_try(ctx, &key, version, || {
+            let img = load_gray(path)?;
+            Some(egui::ColorImage::from_gray(
+                [img.width() as usize, img.height() as usize],
+                img.as_raw(),
+            ))
+        })
+        .cloned()
 }
 
 fn load_gray(path: &Path) -> Option<GrayImage> {
@@ -204,10 +211,18 @@ impl CompareView {
     }
 
     fn manage(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, run: &RunSummary) {
-        let note = self
+        let (seen, note) = self
             .notes
             .entry(run.dir.clone())
-            .or_insert_with(|| run.note.clone());
+            .or_insert_with(|| (run.note.clone(), run.note.clone()));
+        // The note changed on disk (another window, a hand edit): show it,
+        // unless there are unsaved edits here.
+        if *seen != run.note {
+            if note == seen {
+                *note = run.note.clone();
+            }
+            *seen = run.note.clone();
+        }
         ui.add(
             egui::TextEdit::multiline(note)
                 .hint_text("a note about this run")

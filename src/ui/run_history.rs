@@ -20,6 +20,7 @@ const PLAY_STEP: Duration = Duration::from_millis(400);
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPoint {
     pub run: String,
+    pub dir: PathBuf,
     /// "autoencoder epoch 3", "diffusion epoch 2".
     pub label: String,
     /// The run's media as of this point (None: not reached yet).
@@ -43,6 +44,7 @@ impl HistoryPoint {
         };
         Some(Self {
             run: run.name.clone(),
+            dir: run.dir.clone(),
             label,
             recon: run.media_at(MediaKind::Reconstructions, ae_epoch).cloned(),
             latents: run.media_at(MediaKind::LatentMap, ae_epoch).cloned(),
@@ -177,7 +179,13 @@ fn pictures(cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, point: &HistoryPoint) {
 
 /// A history picture at `width` points wide, or why there is none.
 pub fn show_media(cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, media: Option<&Media>, width: f32) {
-    match media.and_then(|m| texture(cx, ui.ctx(), &m.path)) {
+    let Some(media) = media else {
+        ui.allocate_ui(vec2(width, 40.0), |ui| {
+            ui.weak("not yet: the diffusion stage has not reached this point")
+        });
+        return;
+    };
+    match texture(cx, ui.ctx(), &media.path) {
         Some(tex) => {
             let size = tex.size_vec2();
             ui.add(egui::Image::new((
@@ -186,9 +194,7 @@ pub fn show_media(cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, media: Option<&Media
             )));
         }
         None => {
-            ui.allocate_ui(vec2(width, 40.0), |ui| {
-                ui.weak("not yet: the diffusion stage has not reached this point")
-            });
+            super::widgets::problem(ui, format!("cannot read {}", media.path.display()));
         }
     }
 }

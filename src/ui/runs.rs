@@ -88,8 +88,10 @@ impl Column {
         }
     }
 
-    /// Order two runs by this column: numbers as numbers, missing last.
-    fn compare(&self, a: &RunSummary, b: &RunSummary) -> std::cmp::Ordering {
+    /// Order two runs by this column, numbers as numbers, descending when
+    /// asked; missing values last either way.
+    fn compare(&self, a: &RunSummary, b: &RunSummary, descending: bool) -> std::cmp::Ordering {
+        let flip = |o: std::cmp::Ordering| if descending { o.reverse() } else { o };
         let num = |r: &RunSummary| -> Option<f64> {
             match self {
                 Column::Date => r.started.map(|v| v as f64),
@@ -99,11 +101,13 @@ impl Column {
                 _ => None,
             }
         };
+        let (ta, tb) = (self.text(a), self.text(b));
         match (num(a), num(b)) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(x), Some(y)) => flip(x.total_cmp(&y)),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => self.text(a).cmp(&self.text(b)),
+            (None, None) if ta.is_empty() != tb.is_empty() => ta.is_empty().cmp(&tb.is_empty()),
+            (None, None) => flip(ta.cmp(&tb)),
         }
     }
 }
@@ -140,6 +144,8 @@ pub struct RunsView {
     pub filter: String,
     pub hidden: BTreeSet<Column>,
     refreshing: bool,
+    /// The latest read asked for; only its rows are shown.
+    ticket: u64,
     last_refresh: Option<Instant>,
     /// The shown order is recomputed only when rows, filter or sort change.
     dirty: bool,
@@ -158,6 +164,7 @@ impl Default for RunsView {
             filter: String::new(),
             hidden: BTreeSet::new(),
             refreshing: false,
+            ticket: 0,
             last_refresh: None,
             dirty: true,
             compare: CompareView::default(),
@@ -167,7 +174,12 @@ impl Default for RunsView {
 }
 
 impl RunsView {
-    pub fn on_summaries(&mut self, rows: Vec<RunSummary>) {
+    /// Rows read by request `ticket`; an older request's rows, overtaken
+    /// by a change since, are dropped.
+    pub fn on_summaries(&mut self, ticket: u64, rows: Vec<RunSummary>) {
+        if ticket != self.ticket {
+            return;
+        }
         self.rows = rows;
         self.refreshing = false;
         self.dirty = true;
@@ -179,17 +191,20 @@ impl RunsView {
         }
     }
 
-    /// Read the runs again at the next frame.
+    /// Read the runs again at the next frame, even if a read is under way
+    /// (a run changed: that read may be out of date).
     pub fn refresh_now(&mut self) {
         self.last_refresh = None;
+        self.refreshing = false;
     }
 
     /// Read the runs again now (after a change, or when asked).
     pub fn refresh(&mut self, cx: &PanelCtx<'_>) {
         if !self.refreshing {
             self.refreshing = true;
+            self.ticket += 1;
             self.last_refresh = Some(Instant::now());
-            work::summarize_runs(cx.jobs, cx.settings.runs_dir.clone());
+            work::summarize_runs(cx.jobs, cx.settings.runs_dir.clone(), self.ticket);
         }
     }
 
@@ -239,11 +254,8 @@ impl RunsView {
             .filter(|&i| self.matches(&self.rows[i]))
             .collect();
         self.differing = differing_keys(shown.iter().map(|&i| &self.rows[i]));
-        let (sort, rows) = (&self.sort, &self.rows);
-        shown.sort_by(|&a, &b| {
-            let o = sort.compare(&rows[a], &rows[b]);
-            if self.descending { o.reverse() } else { o }
-        });
+        let (sort, rows, descending) = (&self.sort, &self.rows, self.descending);
+        shown.sort_by(|&a, &b| sort.compare(&rows[a], &rows[b], descending));
         self.shown = shown;
         self.dirty = false;
     }
@@ -432,4 +444,42 @@ pub fn select(cx: &mut PanelCtx<'_>, dir: &PathBuf, on: bool) {
 /// Ask for a change to a run; the table is read again when it is done.
 pub fn change(cx: &PanelCtx<'_>, dir: PathBuf, what: RunChange) {
     work::change_run(cx.jobs, dir, what);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str, psnr: Option<f64>) -> RunSummary {
+        let mut r = RunSummary::read(std::path::Path::new(name), 0);
+        r.scores = psnr.map(|psnr| crate::run::FinalScores {
+            psnr,
+            ssim: 0.0,
+            ssim_gaussian: 0.0,
+            test_images: 1,
+            dataset: String::new(),
+            cfid: None,
+            confidence: None,
+            class_entropy: None,
+            n_samples: 0,
+            sampler: String::new(),
+            steps: 0,
+            seed: 0,
+            classifier: None,
+            date: String::new(),
+        });
+        r
+    }
+
+    #[test]
+    fn unscored_runs_sort_last_in_both_directions() {
+        let rows = [run("a", Some(20.0)), run("b", None), run("c", Some(25.0))];
+        let col = Column::Metric("psnr");
+        for (descending, want) in [(false, ["a", "c", "b"]), (true, ["c", "a", "b"])] {
+            let mut order: Vec<&RunSummary> = rows.iter().collect();
+            order.sort_by(|x, y| col.compare(x, y, descending));
+            let names: Vec<&str> = order.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, want, "descending: {descending}");
+        }
+    }
 }

@@ -333,11 +333,18 @@ impl Session {
                 self.status = format!("Scoring the run: {what} ({done}/{total})");
             }
             Event::Finished {
-                run_dir, seconds, ..
+                run_dir,
+                seconds,
+                unscored,
+                ..
             } => {
                 self.state = RunState::Idle;
                 self.status = format!("Finished in {seconds:.0} s: {}", run_dir.display());
-                return Outcome::Ended;
+                // Trained and kept; only its final scores are missing.
+                return match unscored {
+                    Some(why) => Outcome::Failed(format!("{}: {why}", run_dir.display())),
+                    None => Outcome::Ended,
+                };
             }
             Event::Failed {
                 message,

@@ -29,6 +29,22 @@ impl TexCache {
         &self.map[key].1
     }
 
+    /// Like `get`, for pictures that may fail to make (a file read): `make`
+    /// runs only when the texture is missing or stale.
+    pub fn get_or_try(
+        &mut self,
+        ctx: &egui::Context,
+        key: &str,
+        version: u64,
+        make: impl FnOnce() -> Option<ColorImage>,
+    ) -> Option<&TextureHandle> {
+        if self.map.get(key).is_none_or(|(v, _)| *v != version) {
+            let tex = ctx.load_texture(key, make()?, TextureOptions::NEAREST);
+            self.map.insert(key.to_string(), (version, tex));
+        }
+        self.map.get(key).map(|(_, t)| t)
+    }
+
     /// Whether a texture named `key` was ever made (what tests look at).
     pub fn contains(&self, key: &str) -> bool {
         self.map.contains_key(key)

@@ -270,14 +270,14 @@ pub fn list_runs(jobs: &Jobs, root: PathBuf) {
 }
 
 /// Summaries of every run under `root`, for the Runs panel.
-pub fn summarize_runs(jobs: &Jobs, root: PathBuf) {
+pub fn summarize_runs(jobs: &Jobs, root: PathBuf, ticket: u64) {
     jobs.spawn(Job::RunSummaries, move |reply| {
         let now = crate::run::status::now_secs();
         let rows = crate::run::list_runs(&root)
             .iter()
             .map(|dir| crate::run::RunSummary::read(dir, now))
             .collect();
-        reply.send(JobResult::RunSummaries(rows));
+        reply.send(JobResult::RunSummaries { ticket, rows });
         Ok(())
     });
 }

@@ -4,7 +4,7 @@
 //! 1. `--data-dir`, if given. Missing files there are an error: the user
 //!    asked for that directory, so silently using something else would hide
 //!    a mistake.
-//! 2. The user cache, `dirs::cache_dir()/latentlab/<mnist|fashion-mnist>`
+//! 2. The user cache, `cache_root()/<mnist|fashion-mnist>`
 //!    (`$XDG_CACHE_HOME` is honoured on Linux).
 //! 3. Fashion only: `/usr/share/datasets/fashion-mnist` (Debian package
 //!    `dataset-fashion-mnist`).
@@ -161,7 +161,7 @@ pub fn locate(
 ) -> Result<LocatedDataset, DataError> {
     let fetcher = UreqFetcher::new();
     let search = Search {
-        cache_dir: dirs::cache_dir().map(|d| d.join("latentlab").join(kind.cache_subdir())),
+        cache_dir: Some(cache_root().join(kind.cache_subdir())),
         system_dirs: kind.system_dirs(),
         allow_download: allow_download && !no_download_from_env(),
         mirrors: kind.mirrors(),
@@ -271,5 +271,17 @@ fn locate_with(
                 ),
             }),
         },
+    }
+}
+
+/// latentlab's cache (datasets, the scoring classifier):
+/// `LATENTLAB_CACHE_DIR` when set, else the platform's cache directory +
+/// `latentlab` (e.g. ~/.cache/latentlab).
+pub fn cache_root() -> PathBuf {
+    match std::env::var_os("LATENTLAB_CACHE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => dirs::cache_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("latentlab"),
     }
 }
