@@ -269,3 +269,95 @@ fn delete_asks_first_and_never_deletes_a_training_run() {
         && a.panels.runs.rows.len() == 1));
     assert!(h.state().settings.overlay.is_empty());
 }
+
+fn sweep_window(runs: &Path, settings: latentlab::ui::settings::Settings) -> Harness<'static, App> {
+    let opts = AppOptions {
+        runs_dir: Some(runs.to_path_buf()),
+        dialogs: false,
+        opaque: true,
+        injected: Some(latentlab::ui::Injected {
+            data: common::synthetic_dataset(256, 64),
+            device: common::device(),
+            backend: "flex".into(),
+        }),
+        ..Default::default()
+    };
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .with_max_steps(50)
+        .build_eframe(move |cc| {
+            let mut app = App::with_settings(settings, Some(cc.egui_ctx.clone()), opts);
+            app.settings.tab = Tab::Experiment;
+            app
+        })
+}
+
+#[test]
+fn a_field_with_several_values_queues_a_sweep_that_survives_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let mut h = sweep_window(&runs, Default::default());
+    let cfg = common::tiny_config();
+    h.state_mut().panels.experiment.form.reset(&cfg);
+    h.state_mut().config = cfg;
+    h.run();
+    h.get_by_label("diffusion_training.lr")
+        .set_text_value_accesskit("2e-3, 3e-3, 4e-3");
+    h.run();
+    h.get_by_label("sweep: 3 values");
+    h.get_by_label("Start sweep (3 runs)").click();
+    h.run();
+    // The first trains; two wait, and can be reordered or taken off.
+    h.get_by_label("Queue: 2 run(s) to go");
+    let queued: Vec<String> = h
+        .state()
+        .settings
+        .queue
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    assert_eq!(queued, ["001-lr=3e-3", "002-lr=4e-3"]);
+    h.get_all_by_label("down").next().unwrap().click();
+    h.run();
+    let queued: Vec<String> = h
+        .state()
+        .settings
+        .queue
+        .iter()
+        .map(|q| q.name.clone())
+        .collect();
+    assert_eq!(queued, ["002-lr=4e-3", "001-lr=3e-3"]);
+
+    // Stop the running one: the queue waits, and is kept with the settings.
+    h.get_by_label("Stop").click();
+    assert!(step_until(&mut h, 60, |a| !a.training()));
+    assert_eq!(h.state().settings.queue.len(), 2, "a Stop holds the queue");
+    let saved = serde_json::to_string(&h.state().settings).unwrap();
+    drop(h);
+
+    // Next launch: asked first; continuing trains both queued runs.
+    let settings = serde_json::from_str(&saved).unwrap();
+    let mut h = sweep_window(&runs, settings);
+    h.run();
+    h.get_by_label_contains("2 sweep run(s) were still queued");
+    assert!(!h.state().training(), "nothing starts before the answer");
+    h.get_by_label("Continue queued runs").click();
+    let done = |a: &App| a.settings.queue.is_empty() && !a.training();
+    assert!(step_until(&mut h, 240, done), "{:?}", h.state().messages);
+    let rows = latentlab::run::list_runs(&runs);
+    let finished: Vec<String> = rows
+        .iter()
+        .filter_map(|d| {
+            let s = latentlab::run::RunSummary::read(d, latentlab::run::status::now_secs());
+            (s.status == "finished")
+                .then(|| s.sweep.unwrap().values["diffusion_training.lr"].clone())
+        })
+        .collect();
+    let mut finished = finished;
+    finished.sort();
+    assert_eq!(
+        finished,
+        ["3e-3", "4e-3"],
+        "the stopped first run stays stopped"
+    );
+}

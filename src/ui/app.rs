@@ -120,6 +120,10 @@ pub struct App {
     pub(super) demo_runs: Option<tempfile::TempDir>,
     /// The history point the image panels show (the Runs panel's slider).
     pub history: Option<super::run_history::HistoryPoint>,
+    /// The sweep queue waits (a queued run was stopped by hand).
+    pub queue_paused: bool,
+    /// Runs queued when the window last closed: ask before continuing.
+    pub pending_queue_question: Option<usize>,
 }
 
 impl App {
@@ -161,6 +165,8 @@ impl App {
             ticket: 0,
             demo_runs: None,
             history: None,
+            queue_paused: false,
+            pending_queue_question: None,
             settings,
             opts,
         };
@@ -175,6 +181,9 @@ impl App {
             work::list_runs(&app.jobs, app.settings.runs_dir.clone());
             for dir in app.settings.overlay.clone() {
                 work::load_curves(&app.jobs, dir);
+            }
+            if !app.settings.queue.is_empty() {
+                app.pending_queue_question = Some(app.settings.queue.len());
             }
         }
         app
@@ -247,7 +256,14 @@ impl App {
                 }
                 Action::SetConfig(cfg) => self.config = *cfg,
                 Action::RefreshDataPreview => self.refresh_data_preview(),
-                Action::Start => self.start_new(),
+                Action::Start if self.panels.experiment.form.sweep_axes().is_empty() => {
+                    self.start_new()
+                }
+                Action::Start => self.start_sweep(),
+                Action::ContinueQueue => {
+                    self.queue_paused = false;
+                    self.advance_queue();
+                }
                 Action::Command(c) => self.command(c),
                 Action::ResumeFrom(dir) => self.resume_from(&dir),
                 Action::ShowHistory(point) => self.history = point,
@@ -414,7 +430,7 @@ impl App {
         }
     }
 
-    fn begin(&mut self, start: Start, run_dir: PathBuf, kind: DatasetKind) {
+    pub(super) fn begin(&mut self, start: Start, run_dir: PathBuf, kind: DatasetKind) {
         let pending = Pending {
             start,
             run_dir,
@@ -477,6 +493,10 @@ impl App {
     }
 
     pub fn command(&mut self, c: Command) {
+        // Stopping a run by hand holds the queue until asked to continue.
+        if c == Command::Stop && !self.closing {
+            self.queue_paused = true;
+        }
         if let Some(w) = &self.worker {
             if c == Command::Stop {
                 self.session.state = RunState::Stopping;
@@ -535,6 +555,9 @@ impl App {
             self.worker = None;
             self.events = None;
             work::list_runs(&self.jobs, self.settings.runs_dir.clone());
+            if !self.closing {
+                self.advance_queue();
+            }
             if self.closing {
                 ctx.send_viewport_cmd(ViewportCommand::Close);
             }
@@ -724,6 +747,7 @@ impl eframe::App for App {
         });
         self.apply(actions);
         self.overwrite_prompt(&ctx);
+        self.queue_prompt(&ctx);
         if self.frame_stats.ui_times.len() < FrameStats::CAP {
             self.frame_stats
                 .ui_times

@@ -33,6 +33,9 @@ pub struct ConfigForm {
     texts: BTreeMap<String, String>,
     /// Text that did not parse, by dotted path.
     errors: BTreeMap<String, String>,
+    /// Fields given several values (`1e-3, 2e-3`): a sweep. The config
+    /// holds the first value; Start queues every grid point.
+    sweeps: BTreeMap<String, Vec<String>>,
 }
 
 fn leaves(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
@@ -85,6 +88,7 @@ impl ConfigForm {
     /// Forget edits and show `cfg` (after loading a preset).
     pub fn reset(&mut self, cfg: &ExperimentConfig) {
         self.errors.clear();
+        self.sweeps.clear();
         self.texts = Self::fields(cfg)
             .into_iter()
             .map(|(p, v)| (p, text_of(&v)))
@@ -123,9 +127,47 @@ impl ConfigForm {
         p
     }
 
-    /// Set `path` from raw text, as the user typed it.
+    /// The swept fields and their values, in form order (empty: one run).
+    pub fn sweep_axes(&self) -> Vec<crate::run::sweep::Axis> {
+        self.sweeps
+            .iter()
+            .map(|(key, values)| crate::run::sweep::Axis {
+                key: key.clone(),
+                values: values.clone(),
+            })
+            .collect()
+    }
+
+    /// Set `path` from raw text, as the user typed it. Several values at
+    /// top-level commas make it a swept field (up to three).
     pub fn set_text(&mut self, cfg: &mut ExperimentConfig, path: &str, text: &str) {
         self.texts.insert(path.to_string(), text.to_string());
+        // Text fields (the name, the data source) are never swept.
+        let textual = Self::fields(cfg)
+            .iter()
+            .any(|(p, v)| p == path && matches!(v, toml::Value::String(_)));
+        let values = crate::run::sweep::split_values(text);
+        if values.len() > 1 && !textual {
+            if !self.sweeps.contains_key(path) && self.sweeps.len() >= crate::run::sweep::MAX_AXES {
+                self.errors.insert(
+                    path.to_string(),
+                    format!(
+                        "at most {} swept fields; this would be one more",
+                        crate::run::sweep::MAX_AXES
+                    ),
+                );
+                return;
+            }
+            self.sweeps.insert(path.to_string(), values.clone());
+            // The config holds the first value; the grid is checked at Start.
+            self.apply(cfg, path, &values[0]);
+            return;
+        }
+        self.sweeps.remove(path);
+        self.apply(cfg, path, text);
+    }
+
+    fn apply(&mut self, cfg: &mut ExperimentConfig, path: &str, text: &str) {
         let current = Self::fields(cfg)
             .into_iter()
             .find(|(p, _)| p == path)
@@ -289,7 +331,10 @@ impl ConfigForm {
             .filter(|p| p.field == path)
             .map(|p| p.message.as_str())
             .collect();
-        if msgs.is_empty() {
+        if let (true, Some(values)) = (msgs.is_empty(), self.sweeps.get(path)) {
+            ui.label(format!("sweep: {} values", values.len()))
+                .on_hover_text("Start queues one run per combination of the swept values");
+        } else if msgs.is_empty() {
             if sampling_only(path) {
                 ui.weak("live")
                     .on_hover_text("applies to sampling at once, no restart");

@@ -57,6 +57,9 @@ impl ExperimentView {
                 let problems = self.form.problems(cx.config);
                 self.controls(cx, ui, &problems);
                 progress(cx.session, ui);
+                if super::queue::show(cx, ui) == super::queue::QueueAsk::Continue {
+                    cx.act(Action::ContinueQueue);
+                }
                 ui.separator();
                 ui.heading("Hyper-parameters");
                 ui.weak(
@@ -301,11 +304,23 @@ impl ExperimentView {
         let training = cx.training;
         ui.horizontal_wrapped(|ui| {
             let can_start = problems.is_empty() && !training;
-            let start = ui.add_enabled(
-                can_start,
-                egui::Button::new("Start").min_size([80.0, 0.0].into()),
-            );
-            let start = start.accessible_name("Start");
+            let axes = self.form.sweep_axes();
+            let runs: usize = axes.iter().map(|a| a.values.len()).product();
+            let label = if axes.is_empty() {
+                "Start".to_string()
+            } else {
+                format!("Start sweep ({runs} runs)")
+            };
+            let start = ui
+                .add_enabled(
+                    can_start,
+                    egui::Button::new(label.as_str()).min_size([80.0, 0.0].into()),
+                )
+                .on_hover_text(
+                    "Give a field several values (1e-3, 2e-3) to sweep it: Start then queues \
+                     one run per combination",
+                );
+            let start = start.accessible_name(&label);
             if start.clicked() {
                 cx.act(Action::Start);
             }

@@ -15,6 +15,7 @@ pub mod latent;
 pub mod loss;
 pub mod panel;
 pub mod panels;
+pub mod queue;
 pub mod reconstructions;
 mod relay;
 mod run_compare;

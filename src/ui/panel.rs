@@ -82,8 +82,10 @@ pub enum Action {
     SetConfig(Box<ExperimentConfig>),
     /// Look up the dataset Start would use again.
     RefreshDataPreview,
-    /// Start a new run with the current config.
+    /// Start a new run with the current config (or queue its sweep).
     Start,
+    /// Train the queued sweep runs again after a Stop.
+    ContinueQueue,
     /// Pause, resume, stop or checkpoint the running trainer.
     Command(Command),
     /// Continue (or open) the run in this directory.

@@ -38,6 +38,8 @@ pub struct Settings {
     pub samples_n: usize,
     pub samples_seed: u64,
     pub interp_steps: usize,
+    /// Sweep runs still to train (kept when the window closes).
+    pub queue: Vec<super::queue::QueuedRun>,
 }
 
 impl Default for Settings {
@@ -64,6 +66,7 @@ impl Default for Settings {
             samples_n: 32,
             samples_seed: 0,
             interp_steps: 10,
+            queue: Vec::new(),
         }
     }
 }
