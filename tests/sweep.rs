@@ -208,3 +208,55 @@ fn the_slurm_script_passes_bash_n_and_its_task_trains_then_resumes_its_point() {
     assert!(stderr(&o).contains("resuming"), "{}", stderr(&o));
     assert_eq!(listed(&runs)[0]["status"], "finished");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_every_running_job_with_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let grid = [
+        "--grid",
+        "ae_training.lr=1e-3,2e-3",
+        "--set",
+        "ae_training.max_steps=100000",
+    ];
+    let child = sweep(&runs, &grid)
+        .args(["--jobs", "2", "--set", "checkpoint.log_every=1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until both jobs have logged a step.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let logged = |runs: &Path| -> usize {
+        latentlab::run::list_runs(runs)
+            .iter()
+            .filter(|d| {
+                std::fs::read_to_string(d.join("losses.jsonl")).is_ok_and(|t| !t.is_empty())
+            })
+            .count()
+    };
+    while logged(&runs) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the jobs never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("run the same command again to resume"),
+        "{err}"
+    );
+    let rows = listed(&runs);
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["status"], "stopped", "each job saved and stopped: {r}");
+        assert!(r["ae_step"].as_u64().unwrap() > 0, "with a checkpoint: {r}");
+    }
+    // Each job got one interrupt: none quit without saving.
+    assert!(!err.contains("aborted without saving"), "{err}");
+}

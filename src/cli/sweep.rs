@@ -161,8 +161,8 @@ fn run_queue(sweep: &Sweep, dir: &Path, args: &SweepArgs, b: &BackendArgs) -> Re
     let per_job = (total / args.jobs).max(1);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    // The terminal's Ctrl-C reaches every job too: each saves a checkpoint
-    // and stops; the queue starts nothing new and waits for them.
+    // Ctrl-C: every running job is asked to save a checkpoint and stop; the
+    // queue starts nothing new and waits for them.
     let _ = ctrlc::set_handler(move || {
         if !flag.swap(true, Ordering::SeqCst) {
             eprintln!("\nstopping the sweep: every running job saves a checkpoint first");
@@ -171,6 +171,7 @@ fn run_queue(sweep: &Sweep, dir: &Path, args: &SweepArgs, b: &BackendArgs) -> Re
     let logs = dir.join("logs");
     let mut running: Vec<(usize, usize, Child)> = Vec::new();
     let mut failed = Vec::new();
+    let mut forwarded = false;
     while !(running.is_empty() && (queue.is_empty() || stop.load(Ordering::SeqCst))) {
         while running.len() < args.jobs && !stop.load(Ordering::SeqCst) {
             let Some(index) = queue.pop_front() else {
@@ -215,10 +216,21 @@ fn run_queue(sweep: &Sweep, dir: &Path, args: &SweepArgs, b: &BackendArgs) -> Re
             } else {
                 eprintln!("  {name}: training");
             }
+            // Its own process group: the terminal's Ctrl-C reaches only
+            // this process, which passes exactly one on to each job (a
+            // second would make a job quit without saving).
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             let child = cmd.spawn().map_err(|e| CliError::failed(e.to_string()))?;
             running.push((index, slot, child));
         }
         std::thread::sleep(Duration::from_millis(100));
+        if stop.load(Ordering::SeqCst) && !forwarded {
+            forwarded = true;
+            for (_, _, child) in &running {
+                interrupt(child);
+            }
+        }
         let mut k = 0;
         while k < running.len() {
             match running[k].2.try_wait() {
@@ -391,4 +403,15 @@ fn slurm_script(
     s += &cmd;
     s.push('\n');
     Ok(s)
+}
+
+/// Ask a job to stop as Ctrl-C would: it saves a checkpoint first.
+fn interrupt(child: &Child) {
+    #[cfg(unix)]
+    // SAFETY: kill(2) on the pid of a child this process has not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    #[cfg(not(unix))]
+    let _ = child;
 }
