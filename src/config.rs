@@ -97,13 +97,33 @@ pub struct DiffusionConfig {
 pub enum SamplerKind {
     Ddpm,
     Ddim,
+    /// DPM-Solver++(2M): deterministic, second-order multistep.
+    Dpmpp,
 }
 
 impl SamplerKind {
+    /// Model evaluations of one sample: `steps`, or every timestep for DDPM.
+    pub fn evaluations(self, steps: usize, timesteps: usize) -> usize {
+        match self {
+            SamplerKind::Ddpm => timesteps,
+            SamplerKind::Ddim | SamplerKind::Dpmpp => steps.clamp(1, timesteps),
+        }
+    }
+
+    /// The name in file names and on the command line: ddpm, ddim, dpmpp.
+    pub fn slug(self) -> &'static str {
+        match self {
+            SamplerKind::Ddpm => "ddpm",
+            SamplerKind::Ddim => "ddim",
+            SamplerKind::Dpmpp => "dpmpp",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SamplerKind::Ddpm => "DDPM",
             SamplerKind::Ddim => "DDIM",
+            SamplerKind::Dpmpp => "DPM-Solver++",
         }
     }
 }
@@ -133,6 +153,7 @@ impl SamplingConfig {
     pub fn label(&self) -> String {
         match self.sampler {
             SamplerKind::Ddim => format!("DDIM {} steps · η {}", self.steps, self.eta),
+            SamplerKind::Dpmpp => format!("DPM-Solver++(2M) {} steps", self.steps),
             SamplerKind::Ddpm => format!("DDPM all T steps · η {}", self.eta),
         }
     }

@@ -230,6 +230,42 @@ fn train_sample_eval_and_denoise_end_to_end() {
     ]);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("--force"));
+    // DPM-Solver++ samples in few steps, and takes no η.
+    let dpm = dir.path().join("dpm");
+    let dpm_s = dpm.to_str().unwrap();
+    let o = latentlab(&[
+        "sample",
+        "--run",
+        run_s,
+        "--n",
+        "3",
+        "--sampler",
+        "dpmpp",
+        "--steps",
+        "5",
+        "--out",
+        dpm_s,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dpm.join("sample_0002.png").exists());
+    let o = latentlab(&[
+        "sample",
+        "--run",
+        run_s,
+        "--sampler",
+        "dpmpp",
+        "--eta",
+        "0.5",
+        "--out",
+        dpm_s,
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DPM-Solver++ is deterministic"),
+        "{}",
+        stderr(&o)
+    );
     let bad_steps = latentlab(&[
         "sample",
         "--run",

@@ -1,11 +1,11 @@
-//! Samplers: determinism with a seed, frame capture, and the fixed last
-//! step (no noise added at t = 0).
+//! Samplers: determinism with a seed, frame capture, the fixed last step
+//! (no noise added at t = 0), and DPM-Solver++ against closed forms.
 
 mod common;
 
 use latentlab::config::{SamplerKind, VarianceKind};
 use latentlab::diffusion::NoiseSchedule;
-use latentlab::diffusion::sampler::{Capture, SampleRequest, sample, to_vec};
+use latentlab::diffusion::sampler::{Capture, SampleRequest, sample, sample_with, to_vec};
 use latentlab::model::Unet;
 
 fn setup() -> (Unet, NoiseSchedule) {
@@ -26,6 +26,8 @@ fn request(sampler: SamplerKind, seed: u64) -> SampleRequest {
         clip_x0: None,
         capture: Capture::None,
         initial: None,
+        solver_order: 2,
+        timesteps: None,
     }
 }
 
@@ -212,9 +214,118 @@ fn a_capture_keeps_an_even_spread_within_its_cap() {
     // And the sampler captures exactly what was asked.
     let (unet, s) = setup();
     let mut req = request(SamplerKind::Ddpm, 1);
-    let visits = latentlab::diffusion::sampler::visited_timesteps(s.len(), &req);
+    let visits = latentlab::diffusion::sampler::visited_timesteps(&s, &req);
     req.capture = Capture::spread(&visits, 7);
     let frames = run(&unet, &s, &req).1;
     assert_eq!(frames.len(), 7);
     assert_eq!((frames[0].t, frames[6].t), (visits[0], 0));
+}
+
+/// Gaussian data N(μ, s²) in every dimension: the exact noise predictor is
+/// known, ε̂ = (x_t − α·E[x0|x_t]) / σ with E[x0|x_t] = μ + α s² (x_t − αμ) /
+/// (α² s² + σ²), so a sampler's output distribution must come out N(μ, s²).
+fn gaussian_denoiser(
+    schedule: &NoiseSchedule,
+    mu: f32,
+    s2: f32,
+) -> impl Fn(burn::tensor::Tensor<4>, &[usize]) -> burn::tensor::Tensor<4> + '_ {
+    move |x, t| {
+        let ab = schedule.alpha_bars[t[0]] as f32;
+        let (a, sig2) = (ab.sqrt(), 1.0 - ab);
+        let x0 = (x.clone() - a * mu).mul_scalar(a * s2 / (a * a * s2 + sig2)) + mu;
+        (x - x0.mul_scalar(a)).div_scalar(sig2.sqrt())
+    }
+}
+
+fn moments(v: &[f32]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+fn gaussian_samples(
+    schedule: &NoiseSchedule,
+    sampler: SamplerKind,
+    steps: usize,
+    order: usize,
+) -> Vec<f32> {
+    let (mu, s2) = (0.7f32, 0.25f32);
+    let eps = gaussian_denoiser(schedule, mu, s2);
+    let mut req = request(sampler, 11);
+    req.n = 4000;
+    req.steps = steps;
+    req.solver_order = order;
+    let out = sample_with(
+        &eps,
+        schedule,
+        [1, 1, 1],
+        &req,
+        &common::device(),
+        &mut |_, _| true,
+    )
+    .unwrap();
+    to_vec(out.latents)
+}
+
+#[test]
+fn dpm_solver_samples_gaussian_data_with_the_right_mean_and_spread_in_few_steps() {
+    let mut cfg = common::tiny_config().diffusion;
+    cfg.timesteps = 1000;
+    for schedule in [
+        latentlab::config::BetaSchedule::Linear,
+        latentlab::config::BetaSchedule::Cosine,
+    ] {
+        cfg.schedule = schedule;
+        let sch = NoiseSchedule::new(&cfg);
+        let err = |v: &[f32]| {
+            let (m, s) = moments(v);
+            ((m - 0.7).abs(), (s - 0.5).abs())
+        };
+        let (dm, ds) = err(&gaussian_samples(&sch, SamplerKind::Dpmpp, 15, 2));
+        assert!(
+            dm < 0.03 && ds < 0.025,
+            "{schedule:?}: DPM-Solver++-15 mean error {dm}, std error {ds}"
+        );
+        // As close as DDIM gets in 50 steps, or closer.
+        let (_, ddim50) = err(&gaussian_samples(&sch, SamplerKind::Ddim, 50, 2));
+        assert!(
+            ds < ddim50,
+            "{schedule:?}: std error DPM-Solver++-15 {ds} vs DDIM-50 {ddim50}"
+        );
+        // At 10 steps it is closer than DDIM to the true spread.
+        let (_, dpm) = err(&gaussian_samples(&sch, SamplerKind::Dpmpp, 10, 2));
+        let (_, ddim) = err(&gaussian_samples(&sch, SamplerKind::Ddim, 10, 2));
+        assert!(
+            dpm < ddim,
+            "{schedule:?}: std error DPM-Solver++ {dpm} vs DDIM {ddim} at 10 steps"
+        );
+    }
+}
+
+#[test]
+fn first_order_dpm_solver_is_ddim_with_eta_zero_on_the_same_noise() {
+    let (unet, schedule) = setup();
+    for steps in [1, 4, 10] {
+        let mut dpm = request(SamplerKind::Dpmpp, 5);
+        dpm.solver_order = 1;
+        dpm.steps = steps;
+        let mut ddim = request(SamplerKind::Ddim, 5);
+        // The same timesteps, DPM-Solver++'s own.
+        ddim.timesteps = Some(latentlab::diffusion::sampler::visited_timesteps(
+            &schedule, &dpm,
+        ));
+        let (a, _) = run(&unet, &schedule, &dpm);
+        let (b, _) = run(&unet, &schedule, &ddim);
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{steps} steps: differ by {worst}");
+    }
+    // Second order is a different (better) walk on the same noise.
+    let (a, _) = run(&unet, &schedule, &request(SamplerKind::Dpmpp, 5));
+    let (b, _) = run(&unet, &schedule, &request(SamplerKind::Ddim, 5));
+    assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3));
 }

@@ -70,17 +70,18 @@ pub fn run(args: BenchArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
         common::print_json(&serde_json::to_value(&results).expect("results serialise"));
     } else {
         println!(
-            "{:<12} {:>6} {:>14} {:>14} {:>12} {:>12}",
-            "backend", "batch", "AE train", "U-Net train", "DDIM-50", "DDPM-T"
+            "{:<12} {:>6} {:>14} {:>14} {:>12} {:>12} {:>12}",
+            "backend", "batch", "AE train", "U-Net train", "DDIM-50", "DPM++-15", "DDPM-T"
         );
         for r in &results {
             println!(
-                "{:<12} {:>6} {:>10.0} i/s {:>10.0} i/s {:>8.1} i/s {:>12}",
+                "{:<12} {:>6} {:>10.0} i/s {:>10.0} i/s {:>8.1} i/s {:>8.1} i/s {:>12}",
                 r.backend,
                 r.batch,
                 r.ae_train_images_per_sec,
                 r.unet_train_images_per_sec,
                 r.ddim50_images_per_sec,
+                r.dpmpp15_images_per_sec,
                 r.ddpm_images_per_sec
                     .map(|v| format!("{v:.2} i/s"))
                     .unwrap_or_else(|| "-".into())

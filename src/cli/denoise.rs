@@ -9,9 +9,8 @@ use clap::Args;
 use super::common;
 use super::sample::SamplerArgs;
 use super::{BackendArgs, CliError};
-use crate::config::SamplerKind;
 use crate::diffusion::Capture;
-use crate::diffusion::sampler::ddim_timesteps;
+use crate::diffusion::sampler::visited_timesteps;
 use crate::export;
 use crate::pipeline::{LatentDiffusion, SIDE};
 
@@ -46,10 +45,7 @@ pub fn run(args: DenoiseArgs, backend: &BackendArgs) -> Result<(), CliError> {
     let (_, device) = common::device(backend)?;
     let model = LatentDiffusion::load(&args.run, &device)?;
     let mut req = args.sampler.request(&model, args.n)?;
-    let visits: Vec<usize> = match req.sampler {
-        SamplerKind::Ddpm => (0..model.schedule.len()).rev().collect(),
-        SamplerKind::Ddim => ddim_timesteps(model.schedule.len(), req.steps),
-    };
+    let visits = visited_timesteps(&model.schedule, &req);
     let stride = visits.len().div_ceil(MAX_FRAMES).max(1);
     let mut keep: BTreeSet<usize> = visits.iter().step_by(stride).copied().collect();
     keep.insert(*visits.last().expect("at least one step"));

@@ -70,7 +70,7 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
             json["class_entropy"] = scores.class_entropy.into();
             json["classifier_accuracy"] = info.test_accuracy.into();
             json["n_samples"] = scores.n_samples.into();
-            json["sampler"] = format!("{:?}", req.sampler).to_lowercase().into();
+            json["sampler"] = req.sampler.slug().into();
             json["sampler_steps"] = req.steps.into();
             json["seed"] = req.seed.into();
             Some((scores, info, req))
@@ -80,12 +80,7 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
     // Kept beside the run, one file per way of scoring it, so evaluations
     // with other samplers or seeds never overwrite each other.
     let name = match &sampled {
-        Some((_, _, req)) => format!(
-            "{}-{}-{}.json",
-            req.sampler.name().to_lowercase(),
-            req.steps,
-            req.seed
-        ),
+        Some((_, _, req)) => format!("{}-{}-{}.json", req.sampler.slug(), req.steps, req.seed),
         None => "reconstruction.json".to_string(),
     };
     json["date"] = crate::run::utc_stamp().into();
@@ -99,10 +94,7 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
         s.psnr, s.ssim, s.ssim_gaussian, s.images, data.source
     );
     if let Some((scores, info, req)) = sampled {
-        let steps = match req.sampler {
-            crate::config::SamplerKind::Ddpm => model.schedule.len(),
-            crate::config::SamplerKind::Ddim => req.steps,
-        };
+        let steps = req.sampler.evaluations(req.steps, model.schedule.len());
         println!(
             "samples ({} × {:?}-{steps}, seed {}): cFID {:.3} · confidence {:.4} · class entropy {:.4} (classifier test accuracy {:.2}%)",
             scores.n_samples,

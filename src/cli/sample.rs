@@ -17,7 +17,7 @@ pub struct SamplerArgs {
     /// Sampler (default: the run's config).
     #[arg(long, value_enum)]
     pub sampler: Option<SamplerChoice>,
-    /// DDIM steps (default: the run's config).
+    /// DDIM or DPM-Solver++ steps (default: the run's config).
     #[arg(long)]
     pub steps: Option<usize>,
     /// DDIM η: 0 is deterministic; 1 adds DDPM's posterior-variance noise (σ² = β̃).
@@ -32,6 +32,8 @@ pub struct SamplerArgs {
 pub enum SamplerChoice {
     Ddpm,
     Ddim,
+    /// DPM-Solver++(2M): about a third of DDIM's steps for the same quality.
+    Dpmpp,
 }
 
 impl SamplerArgs {
@@ -42,7 +44,11 @@ impl SamplerArgs {
             req.sampler = match s {
                 SamplerChoice::Ddpm => SamplerKind::Ddpm,
                 SamplerChoice::Ddim => SamplerKind::Ddim,
+                SamplerChoice::Dpmpp => SamplerKind::Dpmpp,
             };
+            if req.sampler == SamplerKind::Dpmpp {
+                req.eta = 0.0;
+            }
         }
         if let Some(steps) = self.steps {
             let t = model.schedule.len();
@@ -54,6 +60,11 @@ impl SamplerArgs {
             req.steps = steps;
         }
         if let Some(eta) = self.eta {
+            if req.sampler == SamplerKind::Dpmpp {
+                return Err(CliError::usage(
+                    "--eta: DPM-Solver++ is deterministic and takes no η; use --sampler ddim",
+                ));
+            }
             if !(0.0..=1.0).contains(&eta) {
                 return Err(CliError::usage(format!("--eta {eta}: must be in [0, 1]")));
             }

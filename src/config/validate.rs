@@ -328,7 +328,18 @@ impl ExperimentConfig {
             1,
             d.timesteps.clamp(1, MAX_TIMESTEPS),
         );
-        r.float("sampling.eta", s.eta, 0.0, 1.0, (false, false));
+        if r.float("sampling.eta", s.eta, 0.0, 1.0, (false, false))
+            && s.sampler == crate::config::SamplerKind::Dpmpp
+            && s.eta != 0.0
+        {
+            r.bad(
+                "sampling.eta",
+                format!(
+                    "{}: DPM-Solver++ is deterministic; set η to 0 (or use DDIM)",
+                    s.eta
+                ),
+            );
+        }
     }
 }
 

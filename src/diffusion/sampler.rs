@@ -1,6 +1,7 @@
-//! Batched reverse diffusion: ancestral DDPM and DDIM, with optional capture
-//! of x_t and the predicted x̂0 at chosen timesteps (for the scrubber and the
-//! denoising animation).
+//! Batched reverse diffusion: ancestral DDPM, DDIM and DPM-Solver++(2M),
+//! with optional capture of x_t and the predicted x̂0 at chosen timesteps
+//! (for the scrubber and the denoising animation). The samplers take any
+//! noise predictor, so they can be checked against closed forms.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +36,11 @@ pub struct SampleRequest {
     /// Start from this x_T ([n·latent_dim], standardised space) instead of
     /// fresh noise — used for interpolation.
     pub initial: Option<Vec<f32>>,
+    /// DPM-Solver++'s highest order (2; 1 is DDIM with η = 0).
+    pub solver_order: usize,
+    /// Visit exactly these timesteps, high first, instead of the sampler's
+    /// own spacing (DDIM and DPM-Solver++; to compare them step for step).
+    pub timesteps: Option<Vec<usize>>,
 }
 
 impl SampleRequest {
@@ -52,6 +58,8 @@ impl SampleRequest {
             clip_x0,
             capture: Capture::None,
             initial: None,
+            solver_order: 2,
+            timesteps: None,
         }
     }
 }
@@ -99,13 +107,58 @@ pub fn ddim_timesteps(total: usize, steps: usize) -> Vec<usize> {
     ts
 }
 
-/// The timesteps `req` visits on a schedule of `total` steps, high t first.
-pub fn visited_timesteps(total: usize, req: &SampleRequest) -> Vec<usize> {
-    match req.sampler {
-        SamplerKind::Ddpm => (0..total).rev().collect(),
-        SamplerKind::Ddim => ddim_timesteps(total, req.steps),
+/// The timesteps `req` visits on `schedule`, high t first.
+pub fn visited_timesteps(schedule: &NoiseSchedule, req: &SampleRequest) -> Vec<usize> {
+    let total = schedule.len();
+    match (req.sampler, &req.timesteps) {
+        (SamplerKind::Ddim | SamplerKind::Dpmpp, Some(ts)) => {
+            let mut ts: Vec<usize> = ts.iter().copied().filter(|&t| t < total).collect();
+            ts.sort_unstable_by(|a, b| b.cmp(a));
+            ts.dedup();
+            ts
+        }
+        _ => match req.sampler {
+            SamplerKind::Ddpm => (0..total).rev().collect(),
+            SamplerKind::Ddim => ddim_timesteps(total, req.steps),
+            SamplerKind::Dpmpp => dpm_timesteps(schedule, req.steps),
+        },
     }
 }
+
+/// DPM-Solver++'s timesteps: `steps` of them uniform in λ = log(α/σ) from
+/// T−1 down to 0; its last step goes on to clean data. On Gaussian data
+/// (tests/sampler.rs) this spacing is within 0.015 of the true spread at 15
+/// steps on both linear and cosine schedules. Uniform in t (DDIM's), the
+/// multistep extrapolation over the wide last steps in λ overshoots, and
+/// stopping short of t = 0 instead leaves the linear schedule 0.05 off.
+pub fn dpm_timesteps(schedule: &NoiseSchedule, steps: usize) -> Vec<usize> {
+    let total = schedule.len();
+    let lambda = |t: usize| alpha_sigma_lambda(schedule, Some(t)).2;
+    let (hi, lo) = (lambda(total - 1), lambda(0));
+    let steps = steps.clamp(1, total);
+    let mut ts: Vec<usize> = (0..steps)
+        .map(|i| {
+            let target = if steps == 1 {
+                hi
+            } else {
+                hi + (lo - hi) * i as f64 / (steps - 1) as f64
+            };
+            // λ falls as t grows: the t whose λ is nearest the target.
+            (0..total)
+                .min_by(|&a, &b| {
+                    (lambda(a) - target)
+                        .abs()
+                        .total_cmp(&(lambda(b) - target).abs())
+                })
+                .unwrap_or(0)
+        })
+        .collect();
+    ts.dedup();
+    ts
+}
+
+/// The noise predictor a sampler walks with: ε̂(x_t, t) for a batch.
+pub type Denoiser<'a> = &'a dyn Fn(Tensor<4>, &[usize]) -> Tensor<4>;
 
 impl Capture {
     /// At most `max` of `visits`, evenly spread, always keeping the first
@@ -135,6 +188,19 @@ pub fn sample(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<SampleOutput, SampleError> {
+    let eps = |x: Tensor<4>, t: &[usize]| unet.forward(x, &t.to_vec());
+    sample_with(&eps, schedule, latent_shape, req, device, progress)
+}
+
+/// `sample` with any noise predictor.
+pub fn sample_with(
+    denoiser: Denoiser<'_>,
+    schedule: &NoiseSchedule,
+    latent_shape: [usize; 3],
+    req: &SampleRequest,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<SampleOutput, SampleError> {
     let [c, h, w] = latent_shape;
     let dim = c * h * w;
     let n = req.n;
@@ -154,15 +220,17 @@ pub fn sample(
         }
         None => noise(&mut rng),
     };
-    let visits = visited_timesteps(schedule.len(), req);
+    let visits = visited_timesteps(schedule, req);
     let wants = |t: usize| match &req.capture {
         Capture::None => false,
         Capture::All => true,
         Capture::At(set) => set.contains(&t),
     };
     let mut frames = Vec::new();
+    // DPM-Solver++'s previous data prediction and its λ.
+    let mut previous: Option<(Tensor<4>, f64)> = None;
     for (i, &t) in visits.iter().enumerate() {
-        let mut eps = unet.forward(x.clone(), &vec![t; n]);
+        let mut eps = denoiser(x.clone(), &vec![t; n]);
         let ab = schedule.alpha_bars[t];
         let mut x0_pred =
             (x.clone() - eps.clone().mul_scalar((1.0 - ab).sqrt())).div_scalar(ab.sqrt());
@@ -208,6 +276,29 @@ pub fn sample(
                     next
                 }
             }
+            SamplerKind::Dpmpp => {
+                let next = visits.get(i + 1).copied();
+                // Second order needs a previous step, and not on the step
+                // into t = 0's clean data (λ infinite there), nor, with few
+                // steps, on the one before it (it is unstable).
+                let last_steps = if visits.len() < 15 { 2 } else { 1 };
+                let order = if previous.is_none() || i + last_steps >= visits.len() {
+                    1
+                } else {
+                    req.solver_order.clamp(1, 2)
+                };
+                let (step, lambda) = dpmpp_step(
+                    schedule,
+                    t,
+                    next,
+                    x,
+                    x0_pred.clone(),
+                    previous.as_ref(),
+                    order,
+                );
+                previous = Some((x0_pred, lambda));
+                step
+            }
         };
         if !progress(i + 1, visits.len()) {
             return Err(SampleError::Cancelled);
@@ -222,6 +313,54 @@ pub fn sample(
         latents: x.reshape([n, dim]),
         frames,
     })
+}
+
+/// α = √ᾱ, σ = √(1 − ᾱ) and λ = log(α/σ) of timestep `t` (None: clean data,
+/// σ = 0, λ = ∞).
+fn alpha_sigma_lambda(schedule: &NoiseSchedule, t: Option<usize>) -> (f64, f64, f64) {
+    let ab = schedule.alpha_bar(t);
+    let (alpha, sigma) = (ab.sqrt(), (1.0 - ab).max(0.0).sqrt());
+    (alpha, sigma, (alpha / sigma).ln())
+}
+
+/// One DPM-Solver++ step (data prediction, Lu et al. 2022) from timestep
+/// `s` to `t` (None: clean data), given x̂0 at `s` and, for second order,
+/// the previous step's x̂0 and λ. Returns x_t and λ_s.
+fn dpmpp_step(
+    schedule: &NoiseSchedule,
+    s: usize,
+    t: Option<usize>,
+    x: Tensor<4>,
+    x0: Tensor<4>,
+    previous: Option<&(Tensor<4>, f64)>,
+    order: usize,
+) -> (Tensor<4>, f64) {
+    let (_, sigma_s, lambda_s) = alpha_sigma_lambda(schedule, Some(s));
+    let (alpha_t, sigma_t, lambda_t) = alpha_sigma_lambda(schedule, t);
+    // e^{-h} = (α_s σ_t)/(σ_s α_t); 0 into clean data.
+    let decay = if sigma_t == 0.0 {
+        0.0
+    } else {
+        (-(lambda_t - lambda_s)).exp()
+    };
+    let d = match (order, previous) {
+        (2, Some((x0_prev, lambda_prev))) => {
+            // r = h_prev / h; D = (1 + 1/2r) x̂0_s − (1/2r) x̂0_prev.
+            let r = (lambda_s - lambda_prev) / (lambda_t - lambda_s);
+            let k = 0.5 / r;
+            x0.mul_scalar(1.0 + k) - x0_prev.clone().mul_scalar(k)
+        }
+        _ => x0,
+    };
+    let ratio = if sigma_t == 0.0 {
+        0.0
+    } else {
+        sigma_t / sigma_s
+    };
+    (
+        x.mul_scalar(ratio) + d.mul_scalar(alpha_t * (1.0 - decay)),
+        lambda_s,
+    )
 }
 
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -6,7 +6,6 @@
 use super::events::Event;
 use super::trainer::{Control, Ctx, TrainError};
 use crate::classifier;
-use crate::config::SamplerKind;
 use crate::data::Dataset;
 use crate::diffusion::sampler::SampleError;
 use crate::pipeline::{self, LatentDiffusion};
@@ -46,11 +45,8 @@ pub fn final_scores(ctx: &mut Ctx, data: &Dataset) -> Result<Option<FinalScores>
         confidence: None,
         class_entropy: None,
         n_samples: 0,
-        sampler: req.sampler.name().to_lowercase(),
-        steps: match req.sampler {
-            SamplerKind::Ddpm => model.schedule.len(),
-            SamplerKind::Ddim => req.steps,
-        },
+        sampler: req.sampler.slug().into(),
+        steps: req.sampler.evaluations(req.steps, model.schedule.len()),
         seed: FINAL_SEED,
         classifier: None,
         date: crate::run::utc_stamp(),

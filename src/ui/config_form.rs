@@ -12,7 +12,7 @@ fn choices(path: &str) -> Option<&'static [&'static str]> {
     Some(match path {
         "dataset" => &["mnist", "fashion"],
         "diffusion.schedule" => &["linear", "cosine", "quadratic", "sigmoid"],
-        "sampling.sampler" => &["ddpm", "ddim"],
+        "sampling.sampler" => &["ddpm", "ddim", "dpmpp"],
         "sampling.variance" => &["beta", "posterior"],
         "ae_training.lr_schedule" | "diffusion_training.lr_schedule" => &["constant", "cosine"],
         _ => return None,

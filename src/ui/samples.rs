@@ -106,13 +106,20 @@ impl SamplesView {
             ui.label("Sampler");
             ui.selectable_value(&mut s.sampler, SamplerKind::Ddpm, "DDPM");
             ui.selectable_value(&mut s.sampler, SamplerKind::Ddim, "DDIM");
+            let dpm = ui.selectable_value(&mut s.sampler, SamplerKind::Dpmpp, "DPM-Solver++");
+            if dpm.changed() {
+                // Deterministic: it has no η.
+                s.eta = 0.0;
+            }
             let timesteps = cx.config.diffusion.timesteps;
-            if s.sampler == SamplerKind::Ddim {
+            if s.sampler != SamplerKind::Ddpm {
                 ui.add(
                     egui::DragValue::new(&mut s.steps)
                         .range(1..=timesteps)
                         .prefix("steps "),
                 );
+            }
+            if s.sampler == SamplerKind::Ddim {
                 ui.add(egui::Slider::new(&mut s.eta, 0.0..=1.0).text("η"));
             }
             if sampling != cx.config.sampling {

@@ -166,7 +166,7 @@ pub fn generate(jobs: &Jobs, requester: Requester, ticket: u64, g: Generate, can
         // interpolation can start from it.
         let initial = Rng::derive(g.seed, "sampling").normals(g.n * dim);
         let mut req = request(&g, initial.clone(), g.n, model.state.latent_bound);
-        let visits = sampler::visited_timesteps(model.schedule.len(), &req);
+        let visits = sampler::visited_timesteps(&model.schedule, &req);
         if g.capture {
             req.capture = Capture::spread(&visits, crate::pipeline::capture_cap(g.n, dim));
         }
