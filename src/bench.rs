@@ -132,6 +132,8 @@ pub fn run(
             initial: None,
             solver_order: 2,
             timesteps: None,
+            classes: None,
+            guidance: 1.0,
         };
         let run = |r: &SampleRequest| {
             sample(

@@ -63,6 +63,10 @@ pub struct UnetConfig {
     pub time_dim: usize,
     /// GroupNorm groups (capped by the channel count of each norm).
     pub groups: usize,
+    /// Class-conditional: a learned embedding of this many classes plus a
+    /// "no class" entry, added to the timestep embedding (0: unconditional).
+    #[serde(default)]
+    pub classes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +94,18 @@ pub struct DiffusionConfig {
     /// timesteps amplifies small errors into huge latents.
     #[serde(default)]
     pub clip_x0: bool,
+    /// With `unet.classes`: the rate at which a training label is replaced
+    /// by "no class", so one model is conditional and unconditional.
+    #[serde(default = "default_cond_drop")]
+    pub cond_drop: f64,
+}
+
+fn default_cond_drop() -> f64 {
+    0.1
+}
+
+fn default_guidance() -> f64 {
+    1.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +157,10 @@ pub enum VarianceKind {
 #[serde(deny_unknown_fields)]
 pub struct SamplingConfig {
     pub sampler: SamplerKind,
+    /// Classifier-free guidance w with a class asked for: ε_u + w(ε_c − ε_u);
+    /// 0 unconditional, 1 plain conditional (Ho & Salimans' w′ = w − 1).
+    #[serde(default = "default_guidance")]
+    pub guidance: f64,
     /// DDIM steps (ignored by DDPM, which walks every timestep).
     pub steps: usize,
     pub eta: f64,
@@ -241,6 +261,11 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("fashion", include_str!("../presets/fashion.toml")),
     ("cosine", include_str!("../presets/cosine.toml")),
     ("large", include_str!("../presets/large.toml")),
+    ("conditional", include_str!("../presets/conditional.toml")),
+    (
+        "conditional-fashion",
+        include_str!("../presets/conditional-fashion.toml"),
+    ),
 ];
 
 pub fn preset_names() -> Vec<&'static str> {

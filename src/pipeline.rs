@@ -185,6 +185,10 @@ impl LatentDiffusion {
             part.n = GENERATE_BATCH.min(req.n - start);
             part.seed = req.seed.wrapping_add(k as u64 * 1_000_003);
             part.capture = sampler::Capture::None;
+            part.classes = req
+                .classes
+                .as_ref()
+                .map(|c| c[start..start + part.n].to_vec());
             let (imgs, _) = self.generate(&part, &mut |_, _| progress(start))?;
             images.extend(imgs);
             if !progress(start + part.n) {

@@ -266,6 +266,18 @@ fn train_sample_eval_and_denoise_end_to_end() {
         "{}",
         stderr(&o)
     );
+    // Classes and guidance need a class-conditional run.
+    for flags in [["--class", "3"], ["--guidance", "2"]] {
+        let mut args = vec!["sample", "--run", run_s, "--out", dpm_s, "--force"];
+        args.extend(flags);
+        let o = latentlab(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("this run is unconditional"),
+            "{}",
+            stderr(&o)
+        );
+    }
     let bad_steps = latentlab(&[
         "sample",
         "--run",

@@ -6,7 +6,24 @@ use latentlab::config::{ExperimentConfig, preset_names};
 fn presets_parse_validate_and_round_trip_through_toml() {
     assert_eq!(
         preset_names(),
-        ["seed", "quick", "fashion", "cosine", "large"]
+        [
+            "seed",
+            "quick",
+            "fashion",
+            "cosine",
+            "large",
+            "conditional",
+            "conditional-fashion"
+        ]
+    );
+    // The seed stays the seed: unconditional, its parameter count unchanged.
+    assert_eq!(ExperimentConfig::preset("seed").unwrap().unet.classes, 0);
+    assert_eq!(
+        ExperimentConfig::preset("conditional")
+            .unwrap()
+            .unet
+            .classes,
+        10
     );
     for name in preset_names() {
         let cfg = ExperimentConfig::preset(name).unwrap();

@@ -28,6 +28,8 @@ fn request(sampler: SamplerKind, seed: u64) -> SampleRequest {
         initial: None,
         solver_order: 2,
         timesteps: None,
+        classes: None,
+        guidance: 1.0,
     }
 }
 
@@ -328,4 +330,50 @@ fn first_order_dpm_solver_is_ddim_with_eta_zero_on_the_same_noise() {
     let (a, _) = run(&unet, &schedule, &request(SamplerKind::Dpmpp, 5));
     let (b, _) = run(&unet, &schedule, &request(SamplerKind::Ddim, 5));
     assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3));
+}
+
+#[test]
+fn guidance_zero_is_unconditional_one_is_conditional_and_more_extrapolates() {
+    use latentlab::diffusion::sampler::guided_eps;
+    let mut cfg = common::tiny_config();
+    cfg.apply_override("unet.classes=2").unwrap();
+    let device = common::device();
+    let unet = latentlab::model::params::seeded(&device, 3, || Unet::new(&cfg.unet, 1, &device));
+    assert_eq!(unet.classes(), 2);
+    let x = burn::tensor::Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(latentlab::rng::Rng::new(1).normals(3 * 16), [3, 1, 4, 4]),
+        &device,
+    );
+    let (t, classes) = ([5usize, 50, 90], [0usize, 1, 1]);
+    let uncond = to_vec(unet.forward(x.clone(), &t));
+    let cond = to_vec(unet.forward_classes(x.clone(), &t, Some(&classes)));
+    assert!(
+        uncond.iter().zip(&cond).any(|(a, b)| (a - b).abs() > 1e-6),
+        "the class matters"
+    );
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+    assert!(close(
+        &to_vec(guided_eps(&unet, x.clone(), &t, Some(&classes), 0.0)),
+        &uncond
+    ));
+    assert!(close(
+        &to_vec(guided_eps(&unet, x.clone(), &t, Some(&classes), 1.0)),
+        &cond
+    ));
+    // w = 3 in one doubled batch: ε_u + 3 (ε_c − ε_u).
+    let guided = to_vec(guided_eps(&unet, x.clone(), &t, Some(&classes), 3.0));
+    let want: Vec<f32> = uncond
+        .iter()
+        .zip(&cond)
+        .map(|(u, c)| u + 3.0 * (c - u))
+        .collect();
+    assert!(close(&guided, &want));
+    // Sampling with w = 0 is unconditional sampling with the same noise.
+    let mut req = request(SamplerKind::Dpmpp, 4);
+    req.classes = Some(vec![1, 1, 1]);
+    req.guidance = 0.0;
+    let (guided0, _) = run(&unet, &NoiseSchedule::new(&cfg.diffusion), &req);
+    req.classes = None;
+    let (plain, _) = run(&unet, &NoiseSchedule::new(&cfg.diffusion), &req);
+    assert_eq!(guided0, plain);
 }

@@ -246,6 +246,23 @@ pub fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
 }
 
 /// The most probable class of one probability row, and its probability.
+/// The fraction of `images` the classifier assigns to the class asked of
+/// each (`wanted`, one per image).
+pub fn class_accuracy(
+    model: &Classifier,
+    images: &[f32],
+    wanted: &[usize],
+    device: &Device,
+) -> f64 {
+    let (_, probs) = features_and_probs(model, images, device);
+    let hits = probs
+        .chunks(model::CLASSES)
+        .zip(wanted)
+        .filter(|(p, w)| top_class(p).0 == **w)
+        .count();
+    hits as f64 / wanted.len().max(1) as f64
+}
+
 fn top_class(probs: &[f32]) -> (usize, f32) {
     probs
         .iter()

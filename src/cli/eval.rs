@@ -28,7 +28,8 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub sampler: SamplerArgs,
     /// Print JSON (keys: psnr, ssim, ssim_gaussian, test_images, dataset; with
-    /// --samples also cfid, confidence, class_entropy, classifier_accuracy, n_samples).
+    /// --samples also cfid, confidence, class_entropy, classifier_accuracy,
+    /// n_samples, and on a class-conditional run class_accuracy, guidance).
     #[arg(long)]
     pub json: bool,
 }
@@ -61,7 +62,12 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
     let sampled = match args.samples {
         Some(n) => {
             let (clf, info) = super::classifier::load_or_train(&data, &device)?;
-            let req = args.sampler.request(&model, n)?;
+            let mut req = args.sampler.request(&model, n)?;
+            let classes = model.unet.classes();
+            if classes > 0 && req.classes.is_none() {
+                // A conditional run is asked for every class in turn.
+                req.classes = Some((0..req.n).map(|i| i % classes).collect());
+            }
             let images = generate_batched(&model, &req)?;
             let scores = classifier::score(&clf, &images, &dev.test_pixels, &device)
                 .map_err(CliError::usage)?;
@@ -70,6 +76,16 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
             json["class_entropy"] = scores.class_entropy.into();
             json["classifier_accuracy"] = info.test_accuracy.into();
             json["n_samples"] = scores.n_samples.into();
+            if let Some(wanted) = &req.classes {
+                let accuracy = classifier::class_accuracy(&clf, &images, wanted, &device);
+                json["class_accuracy"] = accuracy.into();
+                json["guidance"] = req.guidance.into();
+                eprintln!(
+                    "class accuracy {accuracy:.4}: the share of samples the classifier assigns \
+                     to the class asked for (guidance {})",
+                    req.guidance
+                );
+            }
             json["sampler"] = req.sampler.slug().into();
             json["sampler_steps"] = req.steps.into();
             json["seed"] = req.seed.into();
@@ -80,6 +96,14 @@ pub fn run(args: EvalArgs, backend: &BackendArgs) -> Result<(), CliError> {
     // Kept beside the run, one file per way of scoring it, so evaluations
     // with other samplers or seeds never overwrite each other.
     let name = match &sampled {
+        // Guided samples also by their guidance: w3 is 3, w1.5 is 1.5.
+        Some((_, _, req)) if req.classes.is_some() => format!(
+            "{}-{}-{}-w{}.json",
+            req.sampler.slug(),
+            req.steps,
+            req.seed,
+            req.guidance
+        ),
         Some((_, _, req)) => format!("{}-{}-{}.json", req.sampler.slug(), req.steps, req.seed),
         None => "reconstruction.json".to_string(),
     };

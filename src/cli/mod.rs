@@ -159,7 +159,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// Arguments naming a config: a preset or a TOML file, plus overrides.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
-    /// A preset: seed, quick, fashion, cosine or large.
+    /// A preset: seed, quick, fashion, cosine, large, conditional or conditional-fashion.
     #[arg(long, conflicts_with = "config")]
     pub preset: Option<String>,
     /// A TOML config file (see presets/ for the format).

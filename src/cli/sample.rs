@@ -26,6 +26,21 @@ pub struct SamplerArgs {
     /// Seed of the initial noise and of every step's noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Class-conditional runs: the class to draw, by index or name (a
+    /// digit; t-shirt, trouser, … on Fashion-MNIST), or `all`: --n of each,
+    /// one grid row per class.
+    #[arg(long, value_name = "C|all")]
+    pub class: Option<String>,
+    /// Classifier-free guidance w (default: the run's): 0 unconditional,
+    /// 1 plain conditional, more for stronger class features.
+    #[arg(long, value_name = "W")]
+    pub guidance: Option<f64>,
+}
+
+/// Which classes `--class` asks for.
+pub enum ClassChoice {
+    One(usize),
+    All,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -70,8 +85,71 @@ impl SamplerArgs {
             }
             req.eta = eta;
         }
+        self.classes(model, &mut req)?;
         Ok(req)
     }
+
+    /// Apply --class and --guidance: one class for every sample, or `all`
+    /// (each class n times, in order: the request grows to n × classes).
+    fn classes(&self, model: &LatentDiffusion, req: &mut SampleRequest) -> Result<(), CliError> {
+        let classes = model.unet.classes();
+        if classes == 0 {
+            if self.class.is_some() || self.guidance.is_some() {
+                return Err(CliError::usage(
+                    "--class/--guidance: this run is unconditional (unet.classes = 0); train one \
+                     with classes, e.g. --preset conditional",
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(w) = self.guidance {
+            if !(0.0..=100.0).contains(&w) {
+                return Err(CliError::usage(format!(
+                    "--guidance {w}: must be in [0, 100]"
+                )));
+            }
+            req.guidance = w;
+        }
+        let choice = match self.class.as_deref() {
+            None => return Ok(()),
+            Some(text) => parse_class(text, model.cfg.dataset, classes)?,
+        };
+        req.classes = Some(match choice {
+            ClassChoice::One(c) => vec![c; req.n],
+            ClassChoice::All => {
+                let per = req.n;
+                req.n = per * classes;
+                (0..classes)
+                    .flat_map(|c| std::iter::repeat_n(c, per))
+                    .collect()
+            }
+        });
+        Ok(())
+    }
+}
+
+/// `--class`: an index, a class name of the dataset, or `all`.
+pub fn parse_class(
+    text: &str,
+    dataset: crate::data::DatasetKind,
+    classes: usize,
+) -> Result<ClassChoice, CliError> {
+    let t = text.trim().to_lowercase();
+    if t == "all" {
+        return Ok(ClassChoice::All);
+    }
+    let names = dataset.class_names();
+    let index = t
+        .parse::<usize>()
+        .ok()
+        .or_else(|| names.iter().position(|n| *n == t))
+        .filter(|&c| c < classes);
+    index.map(ClassChoice::One).ok_or_else(|| {
+        CliError::usage(format!(
+            "--class {text}: give a class index below {classes}, a name ({}) or all",
+            names[..classes.min(10)].join(", ")
+        ))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -103,10 +181,22 @@ pub fn run(args: SampleArgs, backend: &BackendArgs) -> Result<(), CliError> {
     let (_, device) = common::device(backend)?;
     let model = LatentDiffusion::load(&args.run, &device)?;
     let req = args.sampler.request(&model, args.n)?;
+    // With --class all there are n of each class: one grid row per class.
+    let (count, cols) = if req.n != args.n {
+        (req.n, args.n)
+    } else {
+        (args.n, export::square_cols(args.n))
+    };
+    if count > 100_000 {
+        return Err(CliError::usage(format!(
+            "--n {} of each class makes {count} images: at most 100000",
+            args.n
+        )));
+    }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| CliError::failed(format!("{}: cannot create ({e})", args.out.display())))?;
     // Refuse before sampling, not after: nothing is half-written or wasted.
-    let names: Vec<String> = (0..args.n)
+    let names: Vec<String> = (0..count)
         .map(|i| format!("sample_{i:04}.png"))
         .chain(["grid.png".to_string()])
         .collect();
@@ -119,7 +209,7 @@ pub fn run(args: SampleArgs, backend: &BackendArgs) -> Result<(), CliError> {
         )));
     }
     let images = generate_batched(&model, &req)?;
-    for i in 0..args.n {
+    for i in 0..count {
         let img = export::gray(&images[i * PIXELS..(i + 1) * PIXELS], SIDE);
         export::save_png(
             &img,
@@ -127,11 +217,11 @@ pub fn run(args: SampleArgs, backend: &BackendArgs) -> Result<(), CliError> {
             args.force,
         )?;
     }
-    let grid = export::grid(&images, SIDE, export::square_cols(args.n), 2, 2);
+    let grid = export::grid(&images, SIDE, cols, 2, 2);
     export::save_png(&grid, &args.out.join("grid.png"), args.force)?;
     eprintln!(
         "wrote {} samples and grid.png to {}",
-        args.n,
+        count,
         args.out.display()
     );
     Ok(())

@@ -143,6 +143,12 @@ pub fn autoencoder_params(cfg: &ExperimentConfig) -> f64 {
 pub fn unet_params(cfg: &ExperimentConfig) -> f64 {
     let u = &cfg.unet;
     let t = u.time_dim as f64;
+    // The class embedding, with its "no class" entry.
+    let classes = if u.classes > 0 {
+        (u.classes as f64 + 1.0) * t
+    } else {
+        0.0
+    };
     let inner = (u.heads as f64) * (u.head_dim as f64);
     let input = cfg.autoencoder.latent_shape[0] as f64;
     let res = |cin: f64, cout: f64| {
@@ -178,7 +184,7 @@ pub fn unet_params(cfg: &ExperimentConfig) -> f64 {
     if u.mid_attention {
         p += attn(deepest);
     }
-    p
+    p + classes
 }
 
 /// Activation elements one training image keeps in the autoencoder.

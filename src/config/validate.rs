@@ -320,6 +320,15 @@ impl ExperimentConfig {
                 );
             }
         }
+        r.float("diffusion.cond_drop", d.cond_drop, 0.0, 1.0, (true, false));
+        r.count("unet.classes", self.unet.classes, 0, 1000);
+        r.float(
+            "sampling.guidance",
+            self.sampling.guidance,
+            0.0,
+            100.0,
+            (true, true),
+        );
         r.float("diffusion.ema_decay", d.ema_decay, 0.0, 1.0, (false, true));
         let s = &self.sampling;
         r.count(

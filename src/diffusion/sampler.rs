@@ -41,6 +41,11 @@ pub struct SampleRequest {
     /// Visit exactly these timesteps, high first, instead of the sampler's
     /// own spacing (DDIM and DPM-Solver++; to compare them step for step).
     pub timesteps: Option<Vec<usize>>,
+    /// The class asked of each sample, for a class-conditional model.
+    pub classes: Option<Vec<usize>>,
+    /// Classifier-free guidance w: ε_u + w(ε_c − ε_u) (0 unconditional, 1
+    /// plain conditional); used when classes are asked for.
+    pub guidance: f64,
 }
 
 impl SampleRequest {
@@ -60,6 +65,8 @@ impl SampleRequest {
             initial: None,
             solver_order: 2,
             timesteps: None,
+            classes: None,
+            guidance: s.guidance,
         }
     }
 }
@@ -91,6 +98,8 @@ pub enum SampleError {
     NonFinite,
     #[error("the starting noise holds {got} values; n × latent_dim is {want}")]
     InitialLength { got: usize, want: usize },
+    #[error("{got} classes asked for {want} samples: give one per sample")]
+    Classes { got: usize, want: usize },
 }
 
 /// The timesteps DDIM visits, from T−1 down to 0, evenly spaced.
@@ -188,8 +197,47 @@ pub fn sample(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<SampleOutput, SampleError> {
-    let eps = |x: Tensor<4>, t: &[usize]| unet.forward(x, &t.to_vec());
+    if let Some(c) = &req.classes
+        && c.len() != req.n
+    {
+        return Err(SampleError::Classes {
+            got: c.len(),
+            want: req.n,
+        });
+    }
+    let eps =
+        |x: Tensor<4>, t: &[usize]| guided_eps(unet, x, t, req.classes.as_deref(), req.guidance);
     sample_with(&eps, schedule, latent_shape, req, device, progress)
+}
+
+/// The noise prediction with classifier-free guidance: ε_u + w(ε_c − ε_u).
+/// Both passes run as one doubled batch, and only when they differ: w = 0
+/// (or no classes, or an unconditional model) is ε_u alone, w = 1 is ε_c.
+pub fn guided_eps(
+    unet: &Unet,
+    x: Tensor<4>,
+    t: &[usize],
+    classes: Option<&[usize]>,
+    w: f64,
+) -> Tensor<4> {
+    let Some(classes) = classes.filter(|_| unet.classes() > 0 && w != 0.0) else {
+        return unet.forward(x, t);
+    };
+    if w == 1.0 {
+        return unet.forward_classes(x, t, Some(classes));
+    }
+    let n = t.len();
+    let none = unet.classes();
+    let both = Tensor::cat(vec![x.clone(), x], 0);
+    let steps: Vec<usize> = t.iter().chain(t).copied().collect();
+    let labels: Vec<usize> = classes
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(none, n))
+        .collect();
+    let eps = unet.forward_classes(both, &steps, Some(&labels));
+    let (cond, uncond) = (eps.clone().narrow(0, 0, n), eps.narrow(0, n, n));
+    uncond.clone() + (cond - uncond).mul_scalar(w)
 }
 
 /// `sample` with any noise predictor.

@@ -3,7 +3,9 @@
 //! paths. With the seed preset this is the seed's 624,097-parameter model.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -167,6 +169,8 @@ impl Level {
 pub struct Unet {
     time1: Linear,
     time2: Linear,
+    /// Class-conditional models: one row per class and a last "no class" row.
+    class_embedding: Option<Embedding>,
     down: Vec<Level>,
     mid1: ResBlock,
     mid_attention: Option<Attention>,
@@ -225,6 +229,8 @@ impl Unet {
         Self {
             time1: LinearConfig::new(cfg.time_dim, cfg.time_dim).init(device),
             time2: LinearConfig::new(cfg.time_dim, cfg.time_dim).init(device),
+            class_embedding: (cfg.classes > 0)
+                .then(|| EmbeddingConfig::new(cfg.classes + 1, cfg.time_dim).init(device)),
             down,
             mid1: ResBlock::new(deepest, deepest, cfg, device),
             mid_attention: attn(cfg.mid_attention, deepest),
@@ -235,8 +241,27 @@ impl Unet {
         }
     }
 
-    /// Predict the noise in `x` [B, C, H, W] at integer `timesteps` (one per sample).
+    /// Predict the noise in `x` [B, C, H, W] at integer `timesteps` (one per
+    /// sample), unconditionally ("no class" for a class-conditional model).
     pub fn forward(&self, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+        self.forward_classes(x, timesteps, None)
+    }
+
+    /// Classes this model is conditioned on (0: unconditional); class index
+    /// `classes()` means "no class".
+    pub fn classes(&self) -> usize {
+        self.class_embedding
+            .as_ref()
+            .map_or(0, |e| e.weight.dims()[0] - 1)
+    }
+
+    /// `forward` with one class per sample (`classes()` = "no class").
+    pub fn forward_classes(
+        &self,
+        x: Tensor<4>,
+        timesteps: &[usize],
+        labels: Option<&[usize]>,
+    ) -> Tensor<4> {
         let device = x.device();
         let features = Tensor::<2>::from_data(
             TensorData::new(
@@ -245,7 +270,20 @@ impl Unet {
             ),
             &device,
         );
-        let temb = self.time2.forward(silu(self.time1.forward(features)));
+        let mut temb = self.time2.forward(silu(self.time1.forward(features)));
+        if let Some(embedding) = &self.class_embedding {
+            let none = self.classes();
+            let ids: Vec<i64> = match labels {
+                Some(l) => l.iter().map(|&c| c.min(none) as i64).collect(),
+                None => vec![none as i64; timesteps.len()],
+            };
+            let ids =
+                Tensor::<2, Int>::from_data(TensorData::new(ids, [timesteps.len(), 1]), &device);
+            let class = embedding
+                .forward(ids)
+                .reshape([timesteps.len(), self.time_dim]);
+            temb = temb + class;
+        }
         self.forward_with_embedding(x, silu(temb))
     }
 

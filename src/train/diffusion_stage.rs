@@ -106,7 +106,25 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
             Tensor::<4>::from_data(TensorData::new(v, [n, 1, 1, 1]), &ctx.device)
         };
         let x_t = x0 * coef(&|ab| ab.sqrt()) + noise.clone() * coef(&|ab| (1.0 - ab).sqrt());
-        let loss = mse(unet.forward(x_t.autodiff(), &ts), noise.autodiff());
+        let labels = (cfg.unet.classes > 0).then(|| {
+            // A stream of its own: unconditional runs draw what they always did.
+            let mut drop = Rng::derive(
+                cfg.seed ^ (step as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+                "cond-drop",
+            );
+            idx.iter()
+                .map(|&i| {
+                    let label = ctx.data.train_labels.get(i).map_or(0, |&l| l as usize);
+                    if drop.uniform() < cfg.diffusion.cond_drop {
+                        cfg.unet.classes // "no class"
+                    } else {
+                        label.min(cfg.unet.classes - 1)
+                    }
+                })
+                .collect::<Vec<usize>>()
+        });
+        let predicted = unet.forward_classes(x_t.autodiff(), &ts, labels.as_deref());
+        let loss = mse(predicted, noise.autodiff());
         let lr = lr_at(&cfg.diffusion_training, step, stage.plan.total_steps);
         let (updated, weights) = optim.step(lr, unet, &loss.backward());
         unet = updated;

@@ -48,6 +48,7 @@ pub struct DeviceData {
     pub test_len: usize,
     pub test_pixels: Vec<f32>,
     pub test_labels: Vec<u8>,
+    pub train_labels: Vec<u8>,
 }
 
 impl DeviceData {
@@ -67,6 +68,7 @@ impl DeviceData {
             test_len: data.test_len(),
             test_pixels: Dataset::to_f32(&data.test_images),
             test_labels: data.test_labels.clone(),
+            train_labels: data.train_labels.clone(),
         }
     }
 }

@@ -23,6 +23,25 @@ pub enum DatasetKind {
 }
 
 impl DatasetKind {
+    /// The ten classes' names, by label.
+    pub fn class_names(self) -> [&'static str; 10] {
+        match self {
+            DatasetKind::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetKind::Fashion => [
+                "t-shirt",
+                "trouser",
+                "pullover",
+                "dress",
+                "coat",
+                "sandal",
+                "shirt",
+                "sneaker",
+                "bag",
+                "ankle-boot",
+            ],
+        }
+    }
+
     pub const ALL: [DatasetKind; 2] = [DatasetKind::Mnist, DatasetKind::Fashion];
 
     /// Short name used on the command line and in configs.
