@@ -243,10 +243,10 @@ fn a_finished_run_denoises_samples_and_interpolates_in_the_window() {
     );
     let d = h.state().panels.denoise.generated.clone().unwrap();
     let cfg = &h.state().config;
-    let steps = match cfg.sampling.sampler {
-        latentlab::config::SamplerKind::Ddpm => cfg.diffusion.timesteps,
-        latentlab::config::SamplerKind::Ddim => cfg.sampling.steps,
-    };
+    let steps = cfg
+        .sampling
+        .sampler
+        .evaluations(cfg.sampling.steps, cfg.diffusion.timesteps);
     assert_eq!(
         (d.n, d.frames.len()),
         (8, steps),
@@ -636,4 +636,40 @@ fn samples_come_from_the_live_model_during_the_diffusion_stage() {
     assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
     let run_dir = h.state().session.run_dir.clone().unwrap();
     assert!(!run_dir.join("checkpoint/unet.bpk").exists());
+}
+
+#[test]
+fn the_class_picker_and_guidance_slider_resample_a_conditional_run() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut h = tiny_app(runs.path());
+    let mut cfg = common::tiny_config();
+    cfg.apply_override("unet.classes=10").unwrap();
+    h.state_mut().panels.experiment.form.reset(&cfg);
+    h.state_mut().config = cfg;
+    h.run();
+    h.get_by_label("Start").click();
+    assert!(
+        step_until(&mut h, 300, |a| !a.training()),
+        "the run did not finish"
+    );
+    h.get_by_label("Samples").click();
+    h.run();
+    h.state_mut().settings.samples_n = 2;
+    // Asking for one row per class resamples at once: 2 of each of 10.
+    h.get_by_label("class").click();
+    h.run();
+    h.get_by_label("one row per class").click();
+    assert!(step_until(&mut h, 120, |a| !a.panels.samples.busy
+        && a.panels.samples.images.len() == 20 * 784));
+    assert_eq!(h.state().panels.samples.cols, Some(2), "a row per class");
+    h.get_by_label_contains("guidance 1");
+    // Moving the guidance slider resamples with the new w.
+    let ticket = h.state().panels.samples.ticket;
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "guidance")
+        .set_value_accesskit(4.0);
+    assert!(step_until(&mut h, 120, |a| a.panels.samples.ticket
+        > ticket
+        && !a.panels.samples.busy));
+    assert_eq!(h.state().config.sampling.guidance, 4.0);
+    h.get_by_label_contains("guidance 4");
 }

@@ -248,6 +248,8 @@ impl App {
                         seed,
                         sampling,
                         capture: false,
+                        // Interpolation decodes between two noises, unguided.
+                        classes: None,
                         cancel: CancelFlag::default(),
                     };
                     if let Some(g) = self.generation(&job) {
@@ -297,6 +299,7 @@ impl App {
                 seed: job.seed,
                 sampling: job.sampling.clone(),
                 capture: job.capture,
+                classes: job.classes.clone(),
             }),
             (None, _) => Err(SAMPLING_NEEDS.to_string()),
             (_, Err(e)) => Err(e),

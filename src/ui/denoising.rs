@@ -30,6 +30,8 @@ pub struct DenoiseView {
     last_tick: Option<Instant>,
     pub progress: Option<(usize, usize)>,
     pub busy: bool,
+    /// The class or guidance changed: generate again.
+    resample: bool,
     cancel: Option<CancelFlag>,
     /// Sampler name and seed of the generation under way, for its caption.
     pending: Option<(&'static str, u64)>,
@@ -85,14 +87,19 @@ impl DenoiseView {
         self.busy = true;
         self.cancel = Some(cancel.clone());
         let sampling = cx.config.sampling.clone();
+        let (n, classes, _) = cx
+            .settings
+            .denoise_class
+            .classes(cx.settings.denoise_n, cx.config.unet.classes);
         self.pending = Some((sampling.sampler.name(), cx.settings.denoise_seed));
         cx.act(Action::Generate(SampleJob {
             requester: Requester::Denoising,
             ticket: self.ticket,
-            n: cx.settings.denoise_n,
+            n,
             seed: cx.settings.denoise_seed,
             sampling,
             capture: true,
+            classes,
             cancel,
         }));
     }
@@ -107,6 +114,22 @@ impl DenoiseView {
             ui.add(egui::DragValue::new(&mut cx.settings.denoise_seed).prefix("seed "));
             ui.weak(cx.config.sampling.label())
                 .on_hover_text("Sampler settings live on the Samples and Experiment panels");
+            let mut pick = cx.settings.denoise_class;
+            let mut sampling = cx.config.sampling.clone();
+            let changed =
+                super::class_pick::controls(cx, ui, "denoise-class", &mut pick, &mut sampling);
+            cx.settings.denoise_class = pick;
+            if sampling != cx.config.sampling {
+                cx.act(Action::SetSampling(sampling));
+            }
+            // The class and guidance resample at once (on the next frame,
+            // once the guidance is the experiment's).
+            if changed {
+                self.resample = true;
+            } else if self.resample && cx.can_sample && !self.busy {
+                self.resample = false;
+                self.generate(cx);
+            }
             let ready = cx.can_sample && !self.busy;
             if ui
                 .add_enabled(ready, egui::Button::new("Generate"))

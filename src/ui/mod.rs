@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 mod chrome;
+mod class_pick;
 mod config_form;
 pub mod demo;
 mod demo_runs;

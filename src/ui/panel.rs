@@ -51,6 +51,8 @@ pub struct SampleJob {
     pub sampling: SamplingConfig,
     /// Capture denoising frames.
     pub capture: bool,
+    /// The class asked of each sample (class-conditional runs).
+    pub classes: Option<Vec<usize>>,
     pub cancel: CancelFlag,
 }
 

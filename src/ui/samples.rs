@@ -23,6 +23,8 @@ pub struct SamplesView {
     pub pick: [Option<usize>; 2],
     pub interpolation: Vec<f32>,
     pub origin: String,
+    /// Grid columns when one row per class was asked for.
+    pub cols: Option<usize>,
     cancel: Option<CancelFlag>,
 }
 
@@ -63,7 +65,19 @@ impl SamplesView {
 
     fn generate(&mut self, cx: &mut PanelCtx<'_>, sampling: crate::config::SamplingConfig) {
         let seed = cx.settings.samples_seed;
-        self.origin = format!("{}, seed {seed}", sampling.label());
+        let (n, classes, cols) = cx
+            .settings
+            .samples_class
+            .classes(cx.settings.samples_n, cx.config.unet.classes);
+        self.cols = cols;
+        self.origin = match &classes {
+            Some(_) => format!(
+                "{}, guidance {}, seed {seed}",
+                sampling.label(),
+                sampling.guidance
+            ),
+            None => format!("{}, seed {seed}", sampling.label()),
+        };
         let cancel = CancelFlag::default();
         self.ticket += 1;
         self.busy = true;
@@ -71,10 +85,11 @@ impl SamplesView {
         cx.act(Action::Generate(SampleJob {
             requester: Requester::Samples,
             ticket: self.ticket,
-            n: cx.settings.samples_n,
+            n,
             seed,
             sampling,
             capture: false,
+            classes,
             cancel,
         }));
     }
@@ -122,8 +137,15 @@ impl SamplesView {
             if s.sampler == SamplerKind::Ddim {
                 ui.add(egui::Slider::new(&mut s.eta, 0.0..=1.0).text("η"));
             }
+            let mut pick = cx.settings.samples_class;
+            let class_changed = super::class_pick::controls(cx, ui, "samples-class", &mut pick, s);
+            cx.settings.samples_class = pick;
             if sampling != cx.config.sampling {
                 cx.act(Action::SetSampling(sampling.clone()));
+            }
+            // The class and guidance resample at once.
+            if class_changed && cx.can_sample && !self.busy {
+                self.generate(cx, sampling.clone());
             }
             ui.separator();
             ui.add(
@@ -174,7 +196,8 @@ impl SamplesView {
         ));
         ui.separator();
         let n = count(&self.images);
-        let cols = ((ui.available_width() / (28.0 * 3.0 + 8.0)).floor() as usize).clamp(1, 16);
+        let fit = ((ui.available_width() / (28.0 * 3.0 + 8.0)).floor() as usize).clamp(1, 16);
+        let cols = self.cols.unwrap_or(fit);
         let ctx = ui.ctx().clone();
         let mut clicked = None;
         egui::ScrollArea::vertical()

@@ -38,6 +38,9 @@ pub struct Settings {
     pub samples_n: usize,
     pub samples_seed: u64,
     pub interp_steps: usize,
+    /// Classes the Samples and Denoising panels ask for.
+    pub samples_class: super::class_pick::ClassPick,
+    pub denoise_class: super::class_pick::ClassPick,
     /// Sweep runs still to train (kept when the window closes).
     pub queue: Vec<super::queue::QueuedRun>,
 }
@@ -66,6 +69,8 @@ impl Default for Settings {
             samples_n: 32,
             samples_seed: 0,
             interp_steps: 10,
+            samples_class: Default::default(),
+            denoise_class: Default::default(),
             queue: Vec::new(),
         }
     }

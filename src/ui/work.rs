@@ -147,11 +147,14 @@ pub struct Generate {
     pub seed: u64,
     pub sampling: SamplingConfig,
     pub capture: bool,
+    pub classes: Option<Vec<usize>>,
 }
 
 fn request(g: &Generate, initial: Vec<f32>, n: usize, clip_x0: Option<f32>) -> SampleRequest {
     SampleRequest {
         initial: Some(initial),
+        // A class per sample: interpolations (other n) stay unconditional.
+        classes: g.classes.clone().filter(|c| c.len() == n),
         ..SampleRequest::from_config(&g.sampling, n, g.seed, clip_x0)
     }
 }
