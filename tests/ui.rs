@@ -473,6 +473,9 @@ fn snapshot_options() -> SnapshotOptions {
 
 fn snapshot(tab: Tab) {
     let mut h = demo(tab, None);
+    // The demo's runs live in a fresh temporary directory; the pictures
+    // show a fixed name instead of its random one.
+    h.state_mut().settings.runs_dir = PathBuf::from("runs");
     h.step();
     // The latent panel projects on a job thread: wait for it.
     assert!(step_until(&mut h, 30, |a| a.jobs.busy() == 0));

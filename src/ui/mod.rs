@@ -210,6 +210,11 @@ pub fn screenshot(
             };
             let mut app = App::new(cc, opts);
             app.settings.tab = panel;
+            if panel != Tab::Runs {
+                // The demo's runs sit in a random scratch directory: other
+                // panels show a plain name instead.
+                app.settings.runs_dir = PathBuf::from("runs");
+            }
             Ok(Box::new(Shooter {
                 app,
                 frames: 0,
