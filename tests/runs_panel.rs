@@ -307,31 +307,30 @@ fn a_field_with_several_values_queues_a_sweep_that_survives_a_restart() {
     h.get_by_label("sweep: 3 values");
     h.get_by_label("Start sweep (3 runs)").click();
     h.run();
-    // The first trains; two wait, and can be reordered or taken off.
-    h.get_by_label("Queue: 2 run(s) to go");
-    let queued: Vec<String> = h
-        .state()
-        .settings
-        .queue
-        .iter()
-        .map(|q| q.name.clone())
-        .collect();
-    assert_eq!(queued, ["001-lr=3e-3", "002-lr=4e-3"]);
-    h.get_all_by_label("down").next().unwrap().click();
+    // The first trains (and stays queued until it finishes); the others
+    // wait, and can be reordered or taken off.
+    h.get_by_label("Queue: 3 run(s) to go");
+    let names =
+        |a: &App| -> Vec<String> { a.settings.queue.iter().map(|q| q.name.clone()).collect() };
+    assert_eq!(
+        names(h.state()),
+        ["000-lr=2e-3", "001-lr=3e-3", "002-lr=4e-3"]
+    );
+    h.get_all_by_label("down").nth(1).unwrap().click();
     h.run();
-    let queued: Vec<String> = h
-        .state()
-        .settings
-        .queue
-        .iter()
-        .map(|q| q.name.clone())
-        .collect();
-    assert_eq!(queued, ["002-lr=4e-3", "001-lr=3e-3"]);
+    assert_eq!(
+        names(h.state()),
+        ["000-lr=2e-3", "002-lr=4e-3", "001-lr=3e-3"]
+    );
 
     // Stop the running one: the queue waits, and is kept with the settings.
     h.get_by_label("Stop").click();
     assert!(step_until(&mut h, 60, |a| !a.training()));
-    assert_eq!(h.state().settings.queue.len(), 2, "a Stop holds the queue");
+    assert_eq!(
+        h.state().settings.queue.len(),
+        3,
+        "a Stop holds the queue, stopped run first"
+    );
     let saved = serde_json::to_string(&h.state().settings).unwrap();
     drop(h);
 
@@ -339,7 +338,7 @@ fn a_field_with_several_values_queues_a_sweep_that_survives_a_restart() {
     let settings = serde_json::from_str(&saved).unwrap();
     let mut h = sweep_window(&runs, settings);
     h.run();
-    h.get_by_label_contains("2 sweep run(s) were still queued");
+    h.get_by_label_contains("3 sweep run(s) were still queued");
     assert!(!h.state().training(), "nothing starts before the answer");
     h.get_by_label("Continue queued runs").click();
     let done = |a: &App| a.settings.queue.is_empty() && !a.training();
@@ -357,7 +356,7 @@ fn a_field_with_several_values_queues_a_sweep_that_survives_a_restart() {
     finished.sort();
     assert_eq!(
         finished,
-        ["3e-3", "4e-3"],
-        "the stopped first run stays stopped"
+        ["2e-3", "3e-3", "4e-3"],
+        "the stopped run resumed too"
     );
 }

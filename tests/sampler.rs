@@ -336,10 +336,10 @@ fn first_order_dpm_solver_is_ddim_with_eta_zero_on_the_same_noise() {
 fn guidance_zero_is_unconditional_one_is_conditional_and_more_extrapolates() {
     use latentlab::diffusion::sampler::guided_eps;
     let mut cfg = common::tiny_config();
-    cfg.apply_override("unet.classes=2").unwrap();
+    cfg.apply_override("unet.classes=10").unwrap();
     let device = common::device();
     let unet = latentlab::model::params::seeded(&device, 3, || Unet::new(&cfg.unet, 1, &device));
-    assert_eq!(unet.classes(), 2);
+    assert_eq!(unet.classes(), 10);
     let x = burn::tensor::Tensor::<4>::from_data(
         burn::tensor::TensorData::new(latentlab::rng::Rng::new(1).normals(3 * 16), [3, 1, 4, 4]),
         &device,

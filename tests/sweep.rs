@@ -160,6 +160,7 @@ fn the_slurm_script_passes_bash_n_and_its_task_trains_then_resumes_its_point() {
         "#SBATCH --array=0-1",
         "#SBATCH --cpus-per-task=4",
         "#SBATCH --time=00:30:00",
+        "#SBATCH --signal=B:INT@120",
     ] {
         assert!(text.contains(line), "{line} in\n{text}");
     }

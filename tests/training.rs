@@ -525,5 +525,6 @@ fn a_stop_while_the_run_scores_itself_ends_it_unscored_at_once() {
     let status: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("status.json")).unwrap())
             .unwrap();
-    assert_eq!(status["state"], "finished", "training itself finished");
+    // Stopped, so that a sweep (or a resume) comes back to score it.
+    assert_eq!(status["state"], "stopped");
 }

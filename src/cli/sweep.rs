@@ -169,16 +169,17 @@ fn run_queue(sweep: &Sweep, dir: &Path, args: &SweepArgs, b: &BackendArgs) -> Re
         }
     });
     let logs = dir.join("logs");
-    let mut running: Vec<(usize, usize, Child)> = Vec::new();
+    // Dropped on any early return: its jobs are stopped, never orphaned.
+    let mut running = Running(Vec::new());
     let mut failed = Vec::new();
     let mut forwarded = false;
-    while !(running.is_empty() && (queue.is_empty() || stop.load(Ordering::SeqCst))) {
-        while running.len() < args.jobs && !stop.load(Ordering::SeqCst) {
+    while !(running.0.is_empty() && (queue.is_empty() || stop.load(Ordering::SeqCst))) {
+        while running.0.len() < args.jobs && !stop.load(Ordering::SeqCst) {
             let Some(index) = queue.pop_front() else {
                 break;
             };
             let slot = (0..args.jobs)
-                .find(|s| running.iter().all(|r| r.1 != *s))
+                .find(|s| running.0.iter().all(|r| r.1 != *s))
                 .unwrap_or(0);
             let mut cmd = std::process::Command::new(&exe);
             cmd.args(["--threads", &per_job.to_string()]);
@@ -222,21 +223,21 @@ fn run_queue(sweep: &Sweep, dir: &Path, args: &SweepArgs, b: &BackendArgs) -> Re
             #[cfg(unix)]
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
             let child = cmd.spawn().map_err(|e| CliError::failed(e.to_string()))?;
-            running.push((index, slot, child));
+            running.0.push((index, slot, child));
         }
         std::thread::sleep(Duration::from_millis(100));
         if stop.load(Ordering::SeqCst) && !forwarded {
             forwarded = true;
-            for (_, _, child) in &running {
+            for (_, _, child) in &running.0 {
                 interrupt(child);
             }
         }
         let mut k = 0;
-        while k < running.len() {
-            match running[k].2.try_wait() {
+        while k < running.0.len() {
+            match running.0[k].2.try_wait() {
                 Ok(None) => k += 1,
                 Ok(Some(status)) => {
-                    let (index, _, _) = running.remove(k);
+                    let (index, _, _) = running.0.remove(k);
                     let name = &sweep.points[index].name;
                     match status.code() {
                         Some(0) if need(&sweep.run_dir(dir, index)) == Need::Done => {
@@ -359,7 +360,14 @@ fn slurm_script(
     s += &format!("#SBATCH --array=0-{}\n", sweep.points.len() - 1);
     s += &format!("#SBATCH --cpus-per-task={}\n", args.cpus_per_task);
     s += &format!("#SBATCH --time={}\n", args.time);
-    s += &format!("#SBATCH --output={}/logs/%x-%a.out\n", dir.display());
+    // '%' would start a Slurm pattern.
+    s += &format!(
+        "#SBATCH --output={}/logs/%x-%a.out\n",
+        dir.display().to_string().replace('%', "%%")
+    );
+    // SIGINT two minutes before the time limit: the task saves a checkpoint
+    // and stops cleanly, and a requeued task resumes it.
+    s += "#SBATCH --signal=B:INT@120\n";
     if gpus > 0 {
         s += &format!("#SBATCH --gres=gpu:{gpus}\n");
     }
@@ -384,15 +392,21 @@ fn slurm_script(
         quote(&dir.join("logs").display().to_string())
     );
     s += &format!(
-        "LATENTLAB=\"${{LATENTLAB:-{}}}\"\n",
-        exe.display().to_string().replace('"', "\\\"")
+        "if [ -z \"${{LATENTLAB:-}}\" ]; then LATENTLAB={}; fi\n",
+        quote(&exe.display().to_string())
     );
     let mut cmd = String::from("exec \"$LATENTLAB\" --threads \"${SLURM_CPUS_PER_TASK:-");
     cmd += &format!("{}}}\"", args.cpus_per_task);
     if let Some(name) = &b.backend {
         cmd += &format!(" --backend {}", quote(name));
     }
-    cmd += &format!(" --device {}", quote(&b.device));
+    // Slurm gives each task its own GPU, which CUDA numbers 0.
+    let device = if b.device.starts_with("cuda") {
+        "cuda"
+    } else {
+        b.device.as_str()
+    };
+    cmd += &format!(" --device {}", quote(device));
     cmd += &format!(
         " sweep-point --sweep {} --index \"$SLURM_ARRAY_TASK_ID\"",
         quote(&dir.display().to_string())
@@ -403,6 +417,21 @@ fn slurm_script(
     s += &cmd;
     s.push('\n');
     Ok(s)
+}
+
+/// The jobs running now. Dropped with jobs in it (an error cut the queue
+/// short), it stops them with a checkpoint and waits for them.
+struct Running(Vec<(usize, usize, Child)>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for (_, _, child) in &self.0 {
+            interrupt(child);
+        }
+        for (_, _, child) in &mut self.0 {
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Ask a job to stop as Ctrl-C would: it saves a checkpoint first.

@@ -321,7 +321,23 @@ impl ExperimentConfig {
             }
         }
         r.float("diffusion.cond_drop", d.cond_drop, 0.0, 1.0, (true, false));
-        r.count("unet.classes", self.unet.classes, 0, 1000);
+        if self.unet.classes != 0 && self.unet.classes != 10 {
+            r.bad(
+                "unet.classes",
+                format!(
+                    "{}: MNIST and Fashion-MNIST have 10 classes; use 10, or 0 for an \
+                     unconditional model",
+                    self.unet.classes
+                ),
+            );
+        } else if self.unet.classes > 0 && d.cond_drop == 0.0 {
+            r.bad(
+                "diffusion.cond_drop",
+                "0: with classes, some labels must be dropped to train the \"no class\" \
+                 entry that unconditional samples and guidance use; try 0.1"
+                    .into(),
+            );
+        }
         r.float(
             "sampling.guidance",
             self.sampling.guidance,

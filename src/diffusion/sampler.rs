@@ -142,8 +142,11 @@ pub fn visited_timesteps(schedule: &NoiseSchedule, req: &SampleRequest) -> Vec<u
 /// stopping short of t = 0 instead leaves the linear schedule 0.05 off.
 pub fn dpm_timesteps(schedule: &NoiseSchedule, steps: usize) -> Vec<usize> {
     let total = schedule.len();
-    let lambda = |t: usize| alpha_sigma_lambda(schedule, Some(t)).2;
-    let (hi, lo) = (lambda(total - 1), lambda(0));
+    // λ falls as t grows; once per call, then a binary search per step.
+    let lambdas: Vec<f64> = (0..total)
+        .map(|t| alpha_sigma_lambda(schedule, Some(t)).2)
+        .collect();
+    let (hi, lo) = (lambdas[total - 1], lambdas[0]);
     let steps = steps.clamp(1, total);
     let mut ts: Vec<usize> = (0..steps)
         .map(|i| {
@@ -152,14 +155,13 @@ pub fn dpm_timesteps(schedule: &NoiseSchedule, steps: usize) -> Vec<usize> {
             } else {
                 hi + (lo - hi) * i as f64 / (steps - 1) as f64
             };
-            // λ falls as t grows: the t whose λ is nearest the target.
-            (0..total)
-                .min_by(|&a, &b| {
-                    (lambda(a) - target)
-                        .abs()
-                        .total_cmp(&(lambda(b) - target).abs())
-                })
-                .unwrap_or(0)
+            // The first t whose λ is at or below the target, or the one
+            // before it, whichever is nearer.
+            let k = lambdas.partition_point(|&l| l > target).min(total - 1);
+            match k.checked_sub(1) {
+                Some(p) if (lambdas[p] - target).abs() < (lambdas[k] - target).abs() => p,
+                _ => k,
+            }
         })
         .collect();
     ts.dedup();

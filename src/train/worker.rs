@@ -131,7 +131,17 @@ pub fn run(
         },
         _ => (None, None),
     };
+    // Stopped while scoring: Stopped, so a sweep resumes it (resuming a
+    // trained run only scores it).
+    let stopped_scoring = matches!(&result, Ok(Outcome::Finished))
+        && scores.is_none()
+        && scoring_problem
+            .as_deref()
+            .is_some_and(|p| p.starts_with("stopped"));
     match &result {
+        Ok(Outcome::Finished) if stopped_scoring => {
+            keeper.settle(RunState::Stopped, scoring_problem.clone())
+        }
         Ok(Outcome::Finished) => keeper.settle(RunState::Finished, scoring_problem.clone()),
         Ok(Outcome::Stopped) => keeper.settle(RunState::Stopped, None),
         Err(e) => keeper.settle(RunState::Failed, Some(e.to_string())),

@@ -122,6 +122,8 @@ pub struct App {
     pub history: Option<super::run_history::HistoryPoint>,
     /// The sweep queue waits (a queued run was stopped by hand).
     pub queue_paused: bool,
+    /// The queued run training now.
+    pub queue_current: Option<super::queue::QueuedRun>,
     /// Runs queued when the window last closed: ask before continuing.
     pub pending_queue_question: Option<usize>,
 }
@@ -166,6 +168,7 @@ impl App {
             demo_runs: None,
             history: None,
             queue_paused: false,
+            queue_current: None,
             pending_queue_question: None,
             settings,
             opts,
@@ -272,7 +275,8 @@ impl App {
                 Action::SetSampling(sampling) => {
                     self.config.sampling = sampling;
                     let cfg = self.config.clone();
-                    self.panels.experiment.form.reset(&cfg);
+                    // Only the sampling fields: swept fields and edits elsewhere stay.
+                    self.panels.experiment.form.reset_section(&cfg, "sampling.");
                 }
                 Action::DecodeLatent { index, latent } => {
                     let Some(dir) = self.session.run_dir.clone() else {
@@ -558,6 +562,7 @@ impl App {
             self.worker = None;
             self.events = None;
             work::list_runs(&self.jobs, self.settings.runs_dir.clone());
+            self.queued_run_ended();
             if !self.closing {
                 self.advance_queue();
             }

@@ -71,7 +71,10 @@ pub fn controls(
                 ui.selectable_value(pick, ClassPick::One(c), name(c));
             }
         });
-    let slider = egui::Slider::new(&mut sampling.guidance, 0.0..=10.0).text("guidance");
+    // Larger values typed into the form stay as they are.
+    let slider = egui::Slider::new(&mut sampling.guidance, 0.0..=10.0)
+        .clamping(egui::SliderClamping::Edits)
+        .text("guidance");
     ui.add_enabled(*pick != ClassPick::Any, slider)
         .on_hover_text("0 unconditional, 1 plain conditional, more: stronger class features");
     before != (*pick, sampling.guidance)

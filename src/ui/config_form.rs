@@ -95,6 +95,18 @@ impl ConfigForm {
             .collect();
     }
 
+    /// `reset` for the fields under `prefix` only (the sampling settings a
+    /// panel changed), keeping the rest of the form as edited.
+    pub fn reset_section(&mut self, cfg: &ExperimentConfig, prefix: &str) {
+        self.errors.retain(|p, _| !p.starts_with(prefix));
+        self.sweeps.retain(|p, _| !p.starts_with(prefix));
+        for (p, v) in Self::fields(cfg) {
+            if p.starts_with(prefix) {
+                self.texts.insert(p, text_of(&v));
+            }
+        }
+    }
+
     fn fields(cfg: &ExperimentConfig) -> Vec<(String, toml::Value)> {
         let doc = toml::Value::try_from(cfg).expect("configs serialise to TOML");
         let mut out = Vec::new();

@@ -65,17 +65,44 @@ impl App {
         self.advance_queue();
     }
 
+    /// After a queued run ended it leaves the queue, unless it was stopped
+    /// by hand or by closing the window: then it stays, to be resumed.
+    pub fn queued_run_ended(&mut self) {
+        let Some(current) = self.queue_current.take() else {
+            return;
+        };
+        let run = Sweep::read(&current.sweep)
+            .and_then(Result::ok)
+            .filter(|s| current.index < s.points.len())
+            .map(|s| s.run_dir(&current.sweep, current.index));
+        let finished = run
+            .and_then(|r| RunStatus::read(&r))
+            .is_some_and(|s| s.state == RunState::Finished);
+        if finished || !(self.queue_paused || self.closing) {
+            self.settings.queue.retain(|q| *q != current);
+        }
+    }
+
     /// Start the next queued run that needs training, if nothing trains.
     pub fn advance_queue(&mut self) {
         while !self.training() && !self.queue_paused && self.pending_queue_question.is_none() {
             let Some(next) = self.settings.queue.first().cloned() else {
                 return;
             };
-            self.settings.queue.remove(0);
+            // It stays queued (and saved with the settings) while it trains.
             match self.start_queued(&next) {
-                Ok(true) => return,
-                Ok(false) => {} // finished already: the next one
-                Err(e) => self.error(format!("{}: {e}", next.name)),
+                Ok(true) => {
+                    self.queue_current = Some(next);
+                    return;
+                }
+                // Finished already: the next one.
+                Ok(false) => {
+                    self.settings.queue.remove(0);
+                }
+                Err(e) => {
+                    self.settings.queue.remove(0);
+                    self.error(format!("{}: {e}", next.name));
+                }
             }
         }
     }
@@ -148,6 +175,9 @@ pub fn show(cx: &mut PanelCtx<'_>, ui: &mut egui::Ui) -> QueueAsk {
     }
     ui.horizontal(|ui| {
         ui.strong(format!("Queue: {} run(s) to go", cx.settings.queue.len()));
+        if cx.training {
+            ui.weak("(the first is training)");
+        }
         if !cx.training && ui.button("Continue the queue").clicked() {
             ask = QueueAsk::Continue;
         }

@@ -25,6 +25,8 @@ pub struct SamplesView {
     pub origin: String,
     /// Grid columns when one row per class was asked for.
     pub cols: Option<usize>,
+    /// The class or guidance changed: generate again when free.
+    resample: bool,
     cancel: Option<CancelFlag>,
 }
 
@@ -143,8 +145,11 @@ impl SamplesView {
             if sampling != cx.config.sampling {
                 cx.act(Action::SetSampling(sampling.clone()));
             }
-            // The class and guidance resample at once.
-            if class_changed && cx.can_sample && !self.busy {
+            // The class and guidance resample at once, or once the
+            // generation under way is done.
+            self.resample |= class_changed;
+            if self.resample && cx.can_sample && !self.busy {
+                self.resample = false;
                 self.generate(cx, sampling.clone());
             }
             ui.separator();
