@@ -81,7 +81,7 @@ pub fn run(args: SweepArgs, b: &BackendArgs) -> Result<(), CliError> {
         .map(|g| parse_axis(g))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::usage)?;
-    let (sweep, configs) = Sweep::plan(&base, axes).map_err(|problems| {
+    let (mut sweep, configs) = Sweep::plan(&base, axes).map_err(|problems| {
         CliError::usage(format!(
             "the sweep has {} problem(s); nothing was started:\n{}",
             problems.len(),
@@ -92,6 +92,7 @@ pub fn run(args: SweepArgs, b: &BackendArgs) -> Result<(), CliError> {
                 .join("\n")
         ))
     })?;
+    sweep.adopt_existing(&args.runs_dir);
     let dir = sweep.dir(&args.runs_dir);
     sweep.write(&dir, &configs)?;
     eprintln!(

@@ -220,6 +220,34 @@ impl Sweep {
         runs.join(&self.id)
     }
 
+    /// The same sweep made by an earlier latentlab, whose config had fewer
+    /// keys (so another id): same axes, and a base config that reads back
+    /// equal to this one's. Adopting its id and base resumes it instead of
+    /// starting over.
+    pub fn adopt_existing(&mut self, runs: &Path) {
+        if self.dir(runs).join(SWEEP).is_file() {
+            return;
+        }
+        let Ok(base) = ExperimentConfig::from_toml(&self.base, "the sweep's base") else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(runs) else {
+            return;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let Some(Ok(found)) = Self::read(&entry.path()) else {
+                continue;
+            };
+            let same_base = ExperimentConfig::from_toml(&found.base, "an earlier sweep")
+                .is_ok_and(|b| b == base);
+            if same_base && found.axes == self.axes && found.points == self.points {
+                self.id = found.id;
+                self.base = found.base;
+                return;
+            }
+        }
+    }
+
     /// Write the plan (`sweep.json`) and each point's config
     /// (`points/NNN.toml`) into `dir`; a plan already there must be this one.
     pub fn write(&self, dir: &Path, configs: &[ExperimentConfig]) -> Result<(), CheckpointError> {
@@ -320,6 +348,29 @@ mod tests {
         assert!(sweep.id.starts_with("quick-sweep-"));
         let other = vec![parse_axis("diffusion_training.lr=1e-3,5e-3").unwrap()];
         assert_ne!(Sweep::plan(&base, other).unwrap().0.id, sweep.id);
+    }
+
+    #[test]
+    fn a_sweep_written_by_an_older_version_is_found_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = ExperimentConfig::preset("quick").unwrap();
+        let axes = vec![parse_axis("diffusion_training.lr=1e-3,2e-3").unwrap()];
+        let (mut old, configs) = Sweep::plan(&base, axes.clone()).unwrap();
+        // An older latentlab wrote no `guidance` key (it defaults), and so
+        // hashed another id.
+        old.base = old
+            .base
+            .lines()
+            .filter(|l| !l.starts_with("guidance"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        old.id = "quick-sweep-0ld0ld00".into();
+        old.write(&old.dir(tmp.path()), &configs).unwrap();
+        let (mut now, _) = Sweep::plan(&base, axes).unwrap();
+        assert_ne!(now.id, old.id);
+        now.adopt_existing(tmp.path());
+        assert_eq!(now.id, old.id);
+        now.write(&now.dir(tmp.path()), &configs).unwrap();
     }
 
     #[test]

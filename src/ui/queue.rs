@@ -32,7 +32,7 @@ impl App {
             return;
         }
         let axes = self.panels.experiment.form.sweep_axes();
-        let (sweep, configs) = match Sweep::plan(&self.config, axes) {
+        let (mut sweep, configs) = match Sweep::plan(&self.config, axes) {
             Ok(plan) => plan,
             Err(problems) => {
                 self.error(format!(
@@ -43,6 +43,7 @@ impl App {
                 return;
             }
         };
+        sweep.adopt_existing(&self.settings.runs_dir);
         let dir = sweep.dir(&self.settings.runs_dir);
         if let Err(e) = sweep.write(&dir, &configs) {
             self.error(e.to_string());
