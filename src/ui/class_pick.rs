@@ -46,11 +46,11 @@ pub fn controls(
     pick: &mut ClassPick,
     sampling: &mut SamplingConfig,
 ) -> bool {
-    let classes = cx.config.unet.classes;
+    let (classes, dataset) = run_classes(cx);
     if classes == 0 {
         return false;
     }
-    let names = cx.config.dataset.class_names();
+    let names = dataset.class_names();
     let name = |c: usize| {
         names
             .get(c)
@@ -78,4 +78,11 @@ pub fn controls(
     ui.add_enabled(*pick != ClassPick::Any, slider)
         .on_hover_text("0 unconditional, 1 plain conditional, more: stronger class features");
     before != (*pick, sampling.guidance)
+}
+
+/// The classes (and dataset) of the run the panels sample: the watched
+/// run's own, else the experiment's.
+pub fn run_classes(cx: &PanelCtx<'_>) -> (usize, crate::data::DatasetKind) {
+    let cfg = cx.session.run_config.as_deref().unwrap_or(cx.config);
+    (cfg.unet.classes, cfg.dataset)
 }

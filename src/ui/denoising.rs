@@ -90,7 +90,7 @@ impl DenoiseView {
         let (n, classes, _) = cx
             .settings
             .denoise_class
-            .classes(cx.settings.denoise_n, cx.config.unet.classes);
+            .classes(cx.settings.denoise_n, super::class_pick::run_classes(cx).0);
         self.pending = Some((sampling.sampler.name(), cx.settings.denoise_seed));
         cx.act(Action::Generate(SampleJob {
             requester: Requester::Denoising,

@@ -70,7 +70,7 @@ impl SamplesView {
         let (n, classes, cols) = cx
             .settings
             .samples_class
-            .classes(cx.settings.samples_n, cx.config.unet.classes);
+            .classes(cx.settings.samples_n, super::class_pick::run_classes(cx).0);
         self.cols = cols;
         self.origin = match &classes {
             Some(_) => format!(

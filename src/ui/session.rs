@@ -127,6 +127,9 @@ pub struct Session {
     pub run_name: String,
     pub backend: String,
     pub dataset: String,
+    /// The watched run's own config (its classes and dataset decide what
+    /// the class picker offers).
+    pub run_config: Option<Box<crate::config::ExperimentConfig>>,
     pub progress: Option<Progress>,
     pub curves: Curves,
     pub recons: Vec<ReconEpoch>,
@@ -149,6 +152,7 @@ impl Default for Session {
             state: RunState::Idle,
             run_dir: None,
             run_name: String::new(),
+            run_config: None,
             backend: String::new(),
             dataset: String::new(),
             progress: None,
@@ -255,6 +259,7 @@ impl Session {
                 self.run_dir = Some(run_dir);
                 self.backend = backend;
                 self.dataset = dataset;
+                self.run_config = Some(config);
             }
             Event::Progress(p) => self.progress = Some(p),
             Event::Losses { stage, points } => self.curves.push(stage, &points),
