@@ -17,7 +17,7 @@ pub struct RunsArgs {
     /// Print JSON: a list of objects with name, status, message, dataset,
     /// preset, backend, started, seconds, note, config, ae_step,
     /// diffusion_step, and the metrics psnr, ssim, ssim_gaussian, cfid,
-    /// confidence, class_entropy (null: not scored).
+    /// confidence, class_entropy, class_accuracy (null: not scored).
     #[arg(long)]
     pub json: bool,
 }

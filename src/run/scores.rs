@@ -31,6 +31,12 @@ pub struct FinalScores {
     pub seed: u64,
     /// The classifier that scored the samples.
     pub classifier: Option<ClassifierInfo>,
+    /// Class-conditional runs: the samples ask for every class in turn,
+    /// with this guidance, and this share lands in the class asked for.
+    #[serde(default)]
+    pub guidance: Option<f64>,
+    #[serde(default)]
+    pub class_accuracy: Option<f64>,
     /// When the scores were computed ("20261203-101500", UTC).
     pub date: String,
 }
@@ -63,17 +69,19 @@ impl FinalScores {
             "cfid" => self.cfid,
             "confidence" => self.confidence,
             "class_entropy" => self.class_entropy,
+            "class_accuracy" => self.class_accuracy,
             _ => None,
         }
     }
 }
 
 /// The metrics every run is compared by, in table order.
-pub const METRICS: [&str; 6] = [
+pub const METRICS: [&str; 7] = [
     "psnr",
     "ssim",
     "ssim_gaussian",
     "cfid",
     "confidence",
     "class_entropy",
+    "class_accuracy",
 ];

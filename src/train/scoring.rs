@@ -34,7 +34,13 @@ pub fn final_scores(ctx: &mut Ctx, data: &Dataset) -> Result<Option<FinalScores>
         ctx.data.test_len,
     )
     .summary();
-    let req = model.default_request(wanted, FINAL_SEED);
+    let mut req = model.default_request(wanted, FINAL_SEED);
+    let classes = model.unet.classes();
+    if classes > 0 {
+        // A conditional run is scored as it is used: every class in turn,
+        // with its guidance.
+        req.classes = Some((0..wanted).map(|i| i % classes).collect());
+    }
     let mut scores = FinalScores {
         psnr: rec.psnr,
         ssim: rec.ssim,
@@ -49,6 +55,8 @@ pub fn final_scores(ctx: &mut Ctx, data: &Dataset) -> Result<Option<FinalScores>
         steps: req.sampler.evaluations(req.steps, model.schedule.len()),
         seed: FINAL_SEED,
         classifier: None,
+        guidance: req.classes.as_ref().map(|_| req.guidance),
+        class_accuracy: None,
         date: crate::run::utc_stamp(),
     };
     // cFID fits a Gaussian to each side: both need two images or more.
@@ -71,6 +79,10 @@ pub fn final_scores(ctx: &mut Ctx, data: &Dataset) -> Result<Option<FinalScores>
         scores.confidence = Some(s.confidence);
         scores.class_entropy = Some(s.class_entropy);
         scores.n_samples = s.n_samples;
+        scores.class_accuracy = req
+            .classes
+            .as_ref()
+            .map(|wanted| classifier::class_accuracy(&clf, &images, wanted, &ctx.device));
         scores.classifier = Some(info);
     }
     scores.keep(&root)?;

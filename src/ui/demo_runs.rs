@@ -248,6 +248,8 @@ fn demo_scores(psnr: f64, cfid: f64) -> FinalScores {
         steps: 50,
         seed: 0,
         classifier: None,
+        guidance: None,
+        class_accuracy: None,
         date: crate::run::utc_stamp(),
     }
 }

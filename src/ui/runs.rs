@@ -49,6 +49,7 @@ impl Column {
             Column::Metric(m) => match *m {
                 "ssim_gaussian" => "SSIM (gauss)".into(),
                 "class_entropy" => "class entropy".into(),
+                "class_accuracy" => "class accuracy".into(),
                 "psnr" => "PSNR".into(),
                 "ssim" => "SSIM".into(),
                 "cfid" => "cFID".into(),
@@ -466,6 +467,8 @@ mod tests {
             steps: 0,
             seed: 0,
             classifier: None,
+            guidance: None,
+            class_accuracy: None,
             date: String::new(),
         });
         r
