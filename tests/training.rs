@@ -528,3 +528,24 @@ fn a_stop_while_the_run_scores_itself_ends_it_unscored_at_once() {
     // Stopped, so that a sweep (or a resume) comes back to score it.
     assert_eq!(status["state"], "stopped");
 }
+
+#[test]
+fn a_conditional_run_previews_one_row_per_class() {
+    let mut cfg = common::tiny_config();
+    cfg.apply_override("unet.classes=10").unwrap();
+    cfg.diffusion_training.epochs = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, events) = train(dir.path(), Some(cfg));
+    assert_eq!(outcome, Outcome::Finished);
+    let n = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Samples { images, .. } => Some(images.len() / 784),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(n, 40, "four of each of ten classes");
+    let grid = image::open(dir.path().join("media/samples-epoch-001.png")).unwrap();
+    // Four 28-pixel cells with 2-pixel padding across, ten rows down.
+    assert_eq!((grid.width(), grid.height()), (4 * 30 + 2, 10 * 30 + 2));
+}

@@ -23,6 +23,8 @@ use crate::run::checkpoint::CheckpointParts;
 const PREVIEW_SAMPLES: usize = 16;
 /// The preview uses DDIM with at most this many steps, whatever the run's sampler.
 const PREVIEW_STEPS: usize = 50;
+/// Samples of each class in a class-conditional run's preview (a row each).
+const PREVIEW_PER_CLASS: usize = 4;
 /// The seed of every preview's noise, whatever the run's seed.
 pub const PREVIEW_SEED: u64 = 0;
 
@@ -250,18 +252,25 @@ fn finish_epoch(
         seconds,
         eval: None,
     });
+    // A class-conditional run previews one row per class, with its guidance.
+    let classes = ctx.cfg.unet.classes;
+    let (n, cols, wanted) = if classes > 0 {
+        let per = PREVIEW_PER_CLASS;
+        let wanted = (0..classes)
+            .flat_map(|c| std::iter::repeat_n(c, per))
+            .collect();
+        (classes * per, per, Some(wanted))
+    } else {
+        (PREVIEW_SAMPLES, 8, None)
+    };
     // Deterministic DDIM whatever the run samples with: a cheap preview.
     let req = SampleRequest {
         sampler: SamplerKind::Ddim,
         steps: PREVIEW_STEPS.min(schedule.len()),
         eta: 0.0,
         capture: Capture::All,
-        ..SampleRequest::from_config(
-            &ctx.cfg.sampling,
-            PREVIEW_SAMPLES,
-            PREVIEW_SEED,
-            ctx.state.latent_bound,
-        )
+        classes: wanted,
+        ..SampleRequest::from_config(&ctx.cfg.sampling, n, PREVIEW_SEED, ctx.state.latent_bound)
     };
     let (images, frames) = pipeline::generate(
         ae,
@@ -277,7 +286,7 @@ fn finish_epoch(
     // The preview's noise is the same every epoch, and in every run with
     // the same latent shape: the history shows the model changing, and two
     // runs' grids compare at the same seed.
-    let picture = crate::export::grid(&images, pipeline::SIDE, 8, 2, 1);
+    let picture = crate::export::grid(&images, pipeline::SIDE, cols, 2, 1);
     ctx.run.keep_media(
         &crate::run::MediaKind::Samples.file_name(epoch),
         &crate::export::png_bytes(&picture),
