@@ -254,6 +254,15 @@ pub enum ConfigError {
     },
 }
 
+/// A config leaf as a person types it: strings bare, anything else as
+/// TOML writes it (`[16, 32]`, `0.001`).
+pub fn leaf_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The presets shipped with latentlab, embedded so the binary works anywhere.
 pub const PRESETS: &[(&str, &str)] = &[
     ("seed", include_str!("../presets/seed.toml")),
@@ -295,6 +304,31 @@ impl ExperimentConfig {
             origin: origin.into(),
             message: e.to_string().trim().replace('\n', " "),
         })
+    }
+
+    /// Every leaf of the config by its dotted key ("unet.channels"), in
+    /// the order the TOML document holds them: what the form edits and
+    /// what runs are compared by.
+    pub fn leaves(&self) -> Vec<(String, toml::Value)> {
+        fn walk(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        let path = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&path, v, out);
+                    }
+                }
+                other => out.push((prefix.to_string(), other.clone())),
+            }
+        }
+        let doc = toml::Value::try_from(self).expect("configs serialise to TOML");
+        let mut out = Vec::new();
+        walk("", &doc, &mut out);
+        out
     }
 
     pub fn to_toml(&self) -> String {

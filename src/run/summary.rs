@@ -239,34 +239,13 @@ fn media(dir: &Path) -> Vec<Media> {
     found
 }
 
-/// Every leaf of the config under its dotted key, its value as TOML
-/// writes it (so lists keep their brackets).
+/// Every leaf of the config under its dotted key, its value as a person
+/// types it (so lists keep their brackets).
 pub fn flatten(cfg: &ExperimentConfig) -> BTreeMap<String, String> {
-    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            toml::Value::String(s) => {
-                out.insert(prefix.into(), s.clone());
-            }
-            other => {
-                out.insert(prefix.into(), other.to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if let Ok(v) = toml::Value::try_from(cfg) {
-        walk("", &v, &mut out);
-    }
-    out
+    cfg.leaves()
+        .into_iter()
+        .map(|(key, value)| (key, crate::config::leaf_text(&value)))
+        .collect()
 }
 
 /// The keys whose values differ among `runs` (a key missing from some run

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{ExperimentConfig, Problem};
+use crate::config::{ExperimentConfig, Problem, leaf_text};
 
 /// Known choices for string-valued fields.
 fn choices(path: &str) -> Option<&'static [&'static str]> {
@@ -38,22 +38,6 @@ pub struct ConfigForm {
     sweeps: BTreeMap<String, Vec<String>>,
 }
 
-fn leaves(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
-    match v {
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                leaves(&path, v, out);
-            }
-        }
-        other => out.push((prefix.to_string(), other.clone())),
-    }
-}
-
 /// Sections in the order a person thinks about them.
 const ORDER: [&str; 9] = [
     "",
@@ -71,13 +55,6 @@ fn section_of(path: &str) -> &str {
     path.rsplit_once('.').map(|(s, _)| s).unwrap_or("")
 }
 
-fn text_of(v: &toml::Value) -> String {
-    match v {
-        toml::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 impl ConfigForm {
     pub fn from_config(cfg: &ExperimentConfig) -> Self {
         let mut form = Self::default();
@@ -91,7 +68,7 @@ impl ConfigForm {
         self.sweeps.clear();
         self.texts = Self::fields(cfg)
             .into_iter()
-            .map(|(p, v)| (p, text_of(&v)))
+            .map(|(p, v)| (p, leaf_text(&v)))
             .collect();
     }
 
@@ -102,15 +79,13 @@ impl ConfigForm {
         self.sweeps.retain(|p, _| !p.starts_with(prefix));
         for (p, v) in Self::fields(cfg) {
             if p.starts_with(prefix) {
-                self.texts.insert(p, text_of(&v));
+                self.texts.insert(p, leaf_text(&v));
             }
         }
     }
 
     fn fields(cfg: &ExperimentConfig) -> Vec<(String, toml::Value)> {
-        let doc = toml::Value::try_from(cfg).expect("configs serialise to TOML");
-        let mut out = Vec::new();
-        leaves("", &doc, &mut out);
+        let mut out = cfg.leaves();
         let rank = |p: &str| {
             ORDER
                 .iter()
@@ -326,7 +301,7 @@ impl ConfigForm {
                     .texts
                     .get(path)
                     .cloned()
-                    .unwrap_or_else(|| text_of(value));
+                    .unwrap_or_else(|| leaf_text(value));
                 let r = ui.add_sized(
                     [110.0, 20.0],
                     egui::TextEdit::singleline(&mut text).id_salt(path),
