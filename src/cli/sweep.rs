@@ -14,8 +14,8 @@ use clap::Args;
 use super::train::{TrainArgs, run as train};
 use super::{BackendArgs, CliError, ConfigArgs};
 use crate::config::ExperimentConfig;
-use crate::run::status::{RunState, RunStatus, now_secs};
-use crate::run::sweep::{Sweep, parse_axis};
+use crate::run::status::RunStatus;
+use crate::run::sweep::{Need, Sweep, need, parse_axis};
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
@@ -123,23 +123,6 @@ pub fn run(args: SweepArgs, b: &BackendArgs) -> Result<(), CliError> {
             "--emit {kind}: the one job script latentlab writes is `slurm`"
         ))),
         _ => unreachable!("clap takes exactly two values"),
-    }
-}
-
-/// What a point needs, from its run directory's status.
-#[derive(Debug, PartialEq)]
-enum Need {
-    Done,
-    /// Another process trains it now (its status beats).
-    Elsewhere,
-    Train,
-}
-
-fn need(run: &Path) -> Need {
-    match RunStatus::read(run).map(|s| s.seen(now_secs())) {
-        Some(RunState::Finished) => Need::Done,
-        Some(RunState::Running) => Need::Elsewhere,
-        _ => Need::Train,
     }
 }
 

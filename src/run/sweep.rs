@@ -60,6 +60,25 @@ pub struct Membership {
     pub values: BTreeMap<String, String>,
 }
 
+/// What a grid point needs, from its run directory's status: the CLI's
+/// queue, its Slurm tasks and the window's queue all decide by this.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Need {
+    Done,
+    /// Another process trains it now (its status beats).
+    Elsewhere,
+    Train,
+}
+
+pub fn need(run: &Path) -> Need {
+    use super::status::{RunState, RunStatus, now_secs};
+    match RunStatus::read(run).map(|s| s.seen(now_secs())) {
+        Some(RunState::Finished) => Need::Done,
+        Some(RunState::Running) => Need::Elsewhere,
+        _ => Need::Train,
+    }
+}
+
 /// Split `v1,v2,…` at the commas outside brackets, braces and quotes, so
 /// `[16,32],[32,64]` is two values.
 pub fn split_values(raw: &str) -> Vec<String> {

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::app::App;
 use super::panel::PanelCtx;
 use crate::config::ExperimentConfig;
-use crate::run::status::{RunState, RunStatus, now_secs};
-use crate::run::sweep::Sweep;
+use crate::run::sweep::{Need, Sweep, need};
 use crate::train::Start;
 
 /// One queued grid point.
@@ -76,9 +75,7 @@ impl App {
             .and_then(Result::ok)
             .filter(|s| current.index < s.points.len())
             .map(|s| s.run_dir(&current.sweep, current.index));
-        let finished = run
-            .and_then(|r| RunStatus::read(&r))
-            .is_some_and(|s| s.state == RunState::Finished);
+        let finished = run.is_some_and(|r| need(&r) == Need::Done);
         if finished || !(self.queue_paused || self.closing) {
             self.settings.queue.retain(|q| *q != current);
         }
@@ -117,9 +114,7 @@ impl App {
             return Err(format!("{} has no point {}", q.sweep.display(), q.index));
         }
         let run = sweep.run_dir(&q.sweep, q.index);
-        if let Some(state) = RunStatus::read(&run).map(|s| s.seen(now_secs()))
-            && matches!(state, RunState::Finished | RunState::Running)
-        {
+        if need(&run) != Need::Train {
             return Ok(false);
         }
         sweep
