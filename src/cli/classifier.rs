@@ -104,10 +104,8 @@ pub fn load_or_train(
     data: &Dataset,
     device: &Device,
 ) -> Result<(Classifier, ClassifierInfo), CliError> {
-    if classifier::load_cached(data, device)
-        .map_err(CliError::failed)?
-        .is_none()
-    {
+    // A look at the cache, not a load: load_or_train loads it.
+    if !classifier::cache_stem(data).with_extension("bpk").exists() {
         eprintln!(
             "training the {} classifier that scores samples (once; it is cached) ...",
             data.kind.name()
