@@ -133,7 +133,7 @@ fn media_label(run: &RunSummary, m: &Media) -> String {
 }
 
 impl CompareView {
-    pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, selected: &[RunSummary]) {
+    pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, selected: &[&RunSummary]) {
         if selected.is_empty() {
             ui.weak(
                 "Select runs with the boxes in the table: their loss curves overlay in the Loss \
@@ -254,7 +254,7 @@ impl CompareView {
         }
     }
 
-    fn delete_prompt(&mut self, cx: &mut PanelCtx<'_>, ctx: &egui::Context, runs: &[RunSummary]) {
+    fn delete_prompt(&mut self, cx: &mut PanelCtx<'_>, ctx: &egui::Context, runs: &[&RunSummary]) {
         let Some(dir) = self.confirm_delete.clone() else {
             return;
         };
@@ -278,14 +278,14 @@ impl CompareView {
     }
 
     /// Pictures of `self.kind` among the selected runs, as choices.
-    fn candidates<'r>(&self, runs: &'r [RunSummary]) -> Vec<(&'r RunSummary, &'r Media)> {
+    fn candidates<'r>(&self, runs: &[&'r RunSummary]) -> Vec<(&'r RunSummary, &'r Media)> {
         runs.iter()
-            .flat_map(|r| r.media.iter().map(move |m| (r, m)))
+            .flat_map(|&r| r.media.iter().map(move |m| (r, m)))
             .filter(|(_, m)| m.kind == self.kind)
             .collect()
     }
 
-    fn compare(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, runs: &[RunSummary]) {
+    fn compare(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, runs: &[&RunSummary]) {
         ui.horizontal_wrapped(|ui| {
             ui.strong("Compare");
             ui.selectable_value(&mut self.kind, MediaKind::Samples, "samples");
@@ -400,8 +400,8 @@ impl CompareView {
 }
 
 /// The config values that differ among the selected runs, one row per key.
-fn config_diff(ui: &mut egui::Ui, runs: &[RunSummary]) {
-    let keys = differing_keys(runs);
+fn config_diff(ui: &mut egui::Ui, runs: &[&RunSummary]) {
+    let keys = differing_keys(runs.iter().copied());
     ui.strong("What differs");
     if keys.is_empty() {
         ui.weak("The selected runs share every config value.");

@@ -76,7 +76,7 @@ pub struct HistoryView {
 }
 
 impl HistoryView {
-    pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, runs: &[RunSummary]) {
+    pub fn show(&mut self, cx: &mut PanelCtx<'_>, ui: &mut egui::Ui, runs: &[&RunSummary]) {
         if !self
             .run
             .as_ref()

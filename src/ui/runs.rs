@@ -279,17 +279,15 @@ impl RunsView {
             self.table(cx, ui, table_height);
         });
         ui.separator();
-        let selected: Vec<&RunSummary> = self
-            .rows
-            .iter()
-            .filter(|r| cx.settings.overlay.contains(&r.dir))
-            .collect();
-        let selected: Vec<RunSummary> = selected.into_iter().cloned().collect();
         egui::ScrollArea::vertical()
             .id_salt("runs-compare")
             .show(ui, |ui| {
                 let rows = &self.rows;
                 let shown: Vec<&RunSummary> = self.shown.iter().map(|&i| &rows[i]).collect();
+                let selected: Vec<&RunSummary> = rows
+                    .iter()
+                    .filter(|r| cx.settings.overlay.contains(&r.dir))
+                    .collect();
                 if shown.iter().any(|r| r.sweep.is_some()) {
                     egui::CollapsingHeader::new("Sweep")
                         .default_open(true)
