@@ -230,13 +230,7 @@ impl LatentView {
                         .iter()
                         .map(|&i| [map.points[i][0] as f64, map.points[i][1] as f64])
                         .collect();
-                    p.add(
-                        Points::new(format!("digit {d}"), PlotPoints::from(pts))
-                            .radius(radius)
-                            .shape(MarkerShape::Circle)
-                            .filled(true)
-                            .color(LABEL_COLORS[d]),
-                    );
+                    p.add(digit_points(d, pts, radius));
                 }
                 if let Some(i) = self.selected
                     && i < n
@@ -415,14 +409,18 @@ impl LatentView {
                         .filter(|(_, l)| **l % 10 == d)
                         .map(|(pt, _)| [pt[0] as f64, pt[1] as f64])
                         .collect();
-                    p.add(
-                        Points::new(format!("digit {d}"), PlotPoints::from(pts))
-                            .radius(2.5)
-                            .shape(MarkerShape::Circle)
-                            .filled(true)
-                            .color(LABEL_COLORS[d as usize]),
-                    );
+                    p.add(digit_points(d as usize, pts, 2.5));
                 }
             });
     }
+}
+
+/// The points of one class, in its colour: the live map and a history
+/// point's map draw the same series.
+fn digit_points(d: usize, pts: Vec<[f64; 2]>, radius: f32) -> Points<'static> {
+    Points::new(format!("digit {d}"), PlotPoints::from(pts))
+        .radius(radius)
+        .shape(MarkerShape::Circle)
+        .filled(true)
+        .color(LABEL_COLORS[d % LABEL_COLORS.len()])
 }

@@ -311,8 +311,8 @@ impl CompareView {
         if !valid(&self.a) || !valid(&self.b) {
             let latest = |r: &RunSummary| r.media_at(self.kind, usize::MAX).map(|m| m.path.clone());
             if runs.len() >= 2 {
-                self.a = latest(&runs[0]);
-                self.b = latest(&runs[1]);
+                self.a = latest(runs[0]);
+                self.b = latest(runs[1]);
             } else {
                 self.a = choices.first().map(|(_, m)| m.path.clone());
                 self.b = choices.last().map(|(_, m)| m.path.clone());
