@@ -656,7 +656,10 @@ fn the_class_picker_and_guidance_slider_resample_a_conditional_run() {
         "the run did not finish"
     );
     h.get_by_label("Samples").click();
-    h.run();
+    // Opening the panel may start jobs (checkpoint load, a first sample);
+    // on a slow machine they outlast Harness::run's step budget.
+    assert!(step_until(&mut h, 120, |a| a.jobs.busy() == 0
+        && !a.panels.samples.busy));
     h.state_mut().settings.samples_n = 2;
     // Asking for one row per class resamples at once: 2 of each of 10.
     h.get_by_label("class").click();
