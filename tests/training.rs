@@ -1,6 +1,7 @@
 //! Training behaviour on a tiny config and synthetic data: losses fall,
 //! runs repeat with a seed, checkpoints load back exactly, a stopped run
-//! resumes onto the same loss curve, and bad checkpoints are clear errors.
+//! resumes onto the same loss curve, bad checkpoints are clear errors, and
+//! a conditional model draws the class it is asked for.
 
 mod common;
 
@@ -548,4 +549,76 @@ fn a_conditional_run_previews_one_row_per_class() {
     let grid = image::open(dir.path().join("media/samples-epoch-001.png")).unwrap();
     // Four 28-pixel cells with 2-pixel padding across, ten rows down.
     assert_eq!((grid.width(), grid.height()), (4 * 30 + 2, 10 * 30 + 2));
+}
+
+/// Two classes a glance tells apart: a bright square in the top-left
+/// quadrant (class 0) or the bottom-right one (class 1), jittered.
+fn two_square_dataset(train: usize, test: usize) -> latentlab::data::Dataset {
+    let image = |i: usize| -> Vec<u8> {
+        let (ox, oy) = if i % 2 == 0 { (3, 3) } else { (15, 15) };
+        let (jx, jy) = (i * 7 % 4, i * 5 % 4);
+        let mut px = vec![0u8; 784];
+        for y in oy + jy..oy + jy + 9 {
+            for x in ox + jx..ox + jx + 9 {
+                px[y * 28 + x] = 255;
+            }
+        }
+        px
+    };
+    let make = |r: std::ops::Range<usize>| -> (Vec<u8>, Vec<u8>) {
+        (r.clone().flat_map(image).collect(), r.map(|i| (i % 2) as u8).collect())
+    };
+    let mut data = common::synthetic_dataset(0, 0);
+    (data.train_images, data.train_labels) = make(0..train);
+    (data.test_images, data.test_labels) = make(train..train + test);
+    data
+}
+
+#[test]
+fn conditional_training_learns_to_draw_the_class_asked_for() {
+    let mut cfg = common::tiny_config();
+    for set in [
+        "unet.classes=10",
+        "diffusion.standardize_latents=true",
+        "sampling.sampler=\"ddim\"",
+        "ae_training.epochs=4",
+        "diffusion_training.epochs=20",
+    ] {
+        cfg.apply_override(set).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = job(dir.path(), Some(cfg));
+    j.data = two_square_dataset(320, 40);
+    let (tx, rx) = unbounded();
+    let (_cmd_tx, cmd_rx) = unbounded();
+    let outcome = worker::run(j, tx, cmd_rx).map_err(|(e, _)| e.to_string()).unwrap();
+    drop(rx);
+    assert_eq!(outcome, Outcome::Finished);
+
+    let model = LatentDiffusion::load(dir.path(), &common::device()).unwrap();
+    let per_class = 16;
+    let mut req = model.default_request(2 * per_class, 7);
+    req.classes = Some((0..2 * per_class).map(|i| i / per_class).collect());
+    req.guidance = 3.0;
+    let (images, _) = model.generate(&req, &mut |_, _| true).unwrap();
+    // Which quadrant holds more light decides what a sample drew.
+    let drew = |img: &[f32]| -> usize {
+        let mass = |x0: usize, y0: usize| -> f32 {
+            (y0..y0 + 14)
+                .flat_map(|y| (x0..x0 + 14).map(move |x| (x, y)))
+                .map(|(x, y)| img[y * 28 + x])
+                .sum()
+        };
+        usize::from(mass(14, 14) > mass(0, 0))
+    };
+    let right = images
+        .chunks(784)
+        .enumerate()
+        .filter(|(i, img)| drew(img) == i / per_class)
+        .count();
+    assert!(
+        right >= 2 * per_class * 9 / 10,
+        "{right} of {} samples drew the class asked for",
+        2 * per_class
+    );
 }
