@@ -247,11 +247,18 @@ fn convolutions_match_burn_forward_and_gradients() {
                     assert!(max_abs_diff(a, b) < 1e-3, "parameter {i} gradient, {what}");
                 }
             };
-        for (cin, cout, stride, bias, side) in [
-            (1, 16, 1, true, 8),
-            (16, 32, 2, true, 8),
-            (8, 8, 1, false, 7),
-            (16, 4, 1, true, 1),
+        // (in, out, stride, bias, side, batch): the autoencoder's 28×28 and
+        // 14×14 maps, the U-Net's 8×8 to 2×2, channel attention's 1×1 on
+        // pooled maps; batch 19 leaves flex's kernels a remainder chunk.
+        for (cin, cout, stride, bias, side, batch) in [
+            (1, 16, 1, true, 8, 3),
+            (1, 16, 2, true, 28, 2),
+            (16, 32, 2, true, 14, 2),
+            (16, 32, 2, true, 8, 3),
+            (8, 8, 1, false, 7, 3),
+            (32, 32, 1, true, 2, 19),
+            (16, 4, 1, true, 1, 3),
+            (16, 2, 1, false, 1, 19),
         ] {
             let k = if side == 1 { 1 } else { 3 };
             let conv = Conv2dConfig::new([cin, cout], [k, k])
@@ -260,7 +267,7 @@ fn convolutions_match_burn_forward_and_gradients() {
                 .with_bias(bias)
                 .init(&device);
             let x = Tensor::<4>::random(
-                [3, cin, side, side],
+                [batch, cin, side, side],
                 Distribution::Normal(0.0, 1.0),
                 &device,
             );
@@ -279,13 +286,25 @@ fn convolutions_match_burn_forward_and_gradients() {
                 &params,
             );
         }
-        for (cin, cout, k, stride, pad) in [(32, 16, 4, 2, 1), (48, 16, 3, 1, 1), (16, 1, 4, 2, 1)]
-        {
+        // (in, out, kernel, stride, padding, extra output row, side, batch).
+        for (cin, cout, k, stride, pad, pad_out, side, batch) in [
+            (32, 16, 4, 2, 1, 0, 4, 2),
+            (32, 16, 4, 2, 1, 0, 7, 2),
+            (16, 1, 4, 2, 1, 0, 14, 2),
+            (48, 16, 3, 1, 1, 0, 4, 2),
+            (64, 32, 3, 1, 1, 0, 2, 19),
+            (16, 8, 3, 2, 1, 1, 4, 3),
+        ] {
             let conv = ConvTranspose2dConfig::new([cin, cout], [k, k])
                 .with_stride([stride, stride])
                 .with_padding([pad, pad])
+                .with_padding_out([pad_out, pad_out])
                 .init(&device);
-            let x = Tensor::<4>::random([2, cin, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<4>::random(
+                [batch, cin, side, side],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
             let params = |g: &burn::tensor::Gradients| {
                 vec![
                     conv.weight.val().grad(g).unwrap().flatten::<1>(0, 3),
@@ -293,7 +312,7 @@ fn convolutions_match_burn_forward_and_gradients() {
                 ]
             };
             check(
-                &format!("transposed {cin}->{cout} k{k} s{stride}"),
+                &format!("transposed {cin}->{cout} k{k} s{stride} side {side}"),
                 x,
                 &|x| fused::conv_transpose2d(&conv, x),
                 &|x| conv.forward(x),
@@ -301,4 +320,41 @@ fn convolutions_match_burn_forward_and_gradients() {
             );
         }
     }
+}
+
+/// flex's convolution kernels split a batch by its shape alone and sum in a
+/// fixed order, so one thread and three give the same bits: a resumed run
+/// reproduces the uninterrupted one whatever `--threads` it gets.
+#[cfg(feature = "flex")]
+#[test]
+fn flex_convolutions_give_the_same_bits_on_any_thread_count() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    let device = select(BackendKind::Flex, "cpu").unwrap().autodiff();
+    let conv = Conv2dConfig::new([16, 32], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    let up = ConvTranspose2dConfig::new([32, 8], [4, 4])
+        .with_stride([2, 2])
+        .with_padding([1, 1])
+        .init(&device);
+    let x = Tensor::<4>::random([37, 16, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let x = x.clone().detach().require_grad();
+            let out = fused::conv_transpose2d(&up, fused::conv2d(&conv, x.clone()));
+            let grads = (out.clone() * out.clone()).sum().backward();
+            [
+                out.inner().into_data(),
+                x.grad(&grads).unwrap().into_data(),
+                conv.weight.val().grad(&grads).unwrap().into_data(),
+                up.weight.val().grad(&grads).unwrap().into_data(),
+            ]
+        })
+    };
+    assert_eq!(run(1), run(3));
 }

@@ -5,7 +5,8 @@
 //! as a separate transposed convolution. On libtorch that ran 1.3–2× slower
 //! than PyTorch's own `convolution_backward` at batch 256 (bench/README.md).
 //! Here libtorch records its own autograd node in the forward pass and runs
-//! its native backward; other backends keep Burn's backward kernels.
+//! its native backward, flex runs the im2col/GEMM kernels of `flex_conv.rs`,
+//! and other backends keep Burn's kernels (below).
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch};

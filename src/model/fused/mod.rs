@@ -8,9 +8,10 @@
 //! pass, so on small latents those chains, not the arithmetic, decided how
 //! far behind PyTorch training was. Here each is one backend-extension
 //! operation with a hand-written backward: libtorch runs its native kernels
-//! (`libtorch.rs`); other backends use the closed-form gradients below, built
-//! from a handful of primitive operations, and Burn's own convolution
-//! kernels. The autodiff nodes are in `autodiff.rs`.
+//! (`libtorch.rs`); flex runs its own convolution kernels (`flex_conv.rs`);
+//! other operations and backends use the closed-form gradients below, built
+//! from a handful of primitive operations. The autodiff nodes are in
+//! `autodiff.rs`.
 //!
 //! A new backend joins by implementing `FusedKernels` (the defaults are
 //! enough) and `FusedOps`, and by being listed in `#[backend_extension]`;
@@ -224,6 +225,16 @@ pub trait FusedKernels: Backend {
         Self::float_mul(Self::float_mul_scalar(diff, Scalar::Float(2.0 / n)), grad)
     }
 
+    /// The convolution (plain or transposed) with its bias.
+    fn conv_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        conv::forward::<Self>(x, weight, bias, spec)
+    }
+
     /// The convolution, and the tensors its backward will need.
     fn conv_forward_saved(
         x: FloatTensor<Self>,
@@ -231,7 +242,7 @@ pub trait FusedKernels: Backend {
         bias: FloatTensor<Self>,
         spec: ConvSpec,
     ) -> (FloatTensor<Self>, Vec<FloatTensor<Self>>) {
-        let out = conv::forward::<Self>(x.clone(), weight.clone(), bias.clone(), spec);
+        let out = Self::conv_forward(x.clone(), weight.clone(), bias.clone(), spec);
         (out, vec![x, weight, bias])
     }
 
@@ -272,8 +283,38 @@ fn affine<B: Backend>(
     )
 }
 
+/// flex: its own convolution kernels (`flex_conv.rs`) where they apply.
 #[cfg(feature = "flex")]
-impl FusedKernels for Flex {}
+impl FusedKernels for Flex {
+    fn conv_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        if flex_conv::supported(&x, &spec) {
+            flex_conv::forward(x, weight, bias, spec)
+        } else {
+            conv::forward::<Self>(x, weight, bias, spec)
+        }
+    }
+
+    fn conv_backward_saved(
+        saved: Vec<FloatTensor<Self>>,
+        spec: ConvSpec,
+        wanted: [bool; 3],
+        grad: FloatTensor<Self>,
+    ) -> [Option<FloatTensor<Self>>; 3] {
+        let saved: [FloatTensor<Self>; 3] = saved
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("conv_forward_saved keeps x, weight and bias"));
+        if flex_conv::supported(&saved[0], &spec) {
+            flex_conv::backward(saved, spec, wanted, grad)
+        } else {
+            conv::backward::<Self>(saved, spec, wanted, grad)
+        }
+    }
+}
 
 /// `FusedOps` for a concrete backend: each operation is its forward kernel.
 /// The backward kernels are reached only through the autodiff nodes. Defined
@@ -317,7 +358,7 @@ macro_rules! fused_ops_from_kernels {
                 bias: FloatTensor<Self>,
                 spec: ConvSpec,
             ) -> FloatTensor<Self> {
-                conv::forward::<Self>(x, weight, bias, spec)
+                Self::conv_forward(x, weight, bias, spec)
             }
         }
     };
@@ -328,6 +369,8 @@ fused_ops_from_kernels!(Flex);
 
 mod autodiff;
 pub mod conv;
+#[cfg(feature = "flex")]
+mod flex_conv;
 #[cfg(feature = "tch")]
 mod libtorch;
 

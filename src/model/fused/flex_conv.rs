@@ -1,0 +1,430 @@
+//! Convolutions for flex as im2col / col2im around one GEMM per chunk of
+//! images.
+//!
+//! flex takes a convolution's input gradient (and a transposed convolution's
+//! forward) as a direct transposed convolution and its weight gradient as a
+//! convolution over swapped copies; on the U-Net's 8×8, 4×4 and 2×2 maps
+//! those loops, not the arithmetic, were a third of a training step. Every
+//! one of the six kernels (forward, input and weight gradient of the plain
+//! and the transposed convolution) is one of three products between a
+//! "big" image side (the plain convolution's input) and a "small" side (its
+//! output), with the weight as a matrix Wm [C_small, C_big·kh·kw]:
+//!
+//! - small = Wm · im2col(big)       plain forward, transposed input gradient
+//! - big = col2im(Wmᵀ · small)      plain input gradient, transposed forward
+//! - dWm = Σ small · im2col(big)ᵀ   both weight gradients
+//!
+//! Images go in fixed chunks of about `COLUMNS` output pixels, so a 2×2 map
+//! still makes one wide GEMM instead of sixty-four thin ones; chunks run in
+//! parallel, each GEMM on one thread. Chunking depends only on the shapes
+//! and partial weight gradients are summed in chunk order, so results do
+//! not depend on the thread count.
+
+use std::cell::RefCell;
+
+use burn::backend::Flex;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::TensorMetadata;
+use burn::backend::ops::FloatTensorOps;
+use burn::tensor::{DType, Shape, TensorData};
+use rayon::prelude::*;
+
+use super::ConvSpec;
+
+/// Output pixels per GEMM: wide enough for the microkernels to stream,
+/// small enough that a chunk's columns stay in L2.
+const COLUMNS: usize = 512;
+/// Chunks per batch at least: enough to keep every core of a laptop busy.
+const MIN_CHUNKS: usize = 8;
+
+/// A plain convolution's shapes, which also describe its transpose.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    batch: usize,
+    c_big: usize,
+    h: usize,
+    w: usize,
+    c_small: usize,
+    oh: usize,
+    ow: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+}
+
+impl Geometry {
+    /// Rows of im2col: C_big·kh·kw.
+    fn rows(&self) -> usize {
+        self.c_big * self.k[0] * self.k[1]
+    }
+    fn big_len(&self) -> usize {
+        self.c_big * self.h * self.w
+    }
+    fn pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn small_len(&self) -> usize {
+        self.c_small * self.pixels()
+    }
+    /// Images per chunk, from the shapes alone (determinism): about
+    /// `COLUMNS` output pixels, but at least `MIN_CHUNKS` chunks when the
+    /// batch allows, so small maps still spread over the threads.
+    fn chunk(&self) -> usize {
+        let wide = COLUMNS.div_ceil(self.pixels());
+        wide.min(self.batch.div_ceil(MIN_CHUNKS)).max(1)
+    }
+}
+
+/// Whether these kernels cover the convolution; others keep Burn's.
+pub fn supported(x: &FloatTensor<Flex>, spec: &ConvSpec) -> bool {
+    x.dtype() == DType::F32 && spec.groups == 1 && spec.dilation == [1, 1]
+}
+
+/// The geometry from x [N, C, H, W] and weight: [C_out, C_in, kh, kw] for a
+/// plain convolution, [C_in, C_out, kh, kw] for a transposed one (whose
+/// input is the small side).
+fn geometry(x: &Shape, weight: &Shape, spec: &ConvSpec) -> Geometry {
+    let k = [weight[2], weight[3]];
+    let (s, p) = (spec.stride, spec.padding);
+    if spec.transposed {
+        let big = |i: usize| (x[2 + i] - 1) * s[i] + k[i] + spec.padding_out[i] - 2 * p[i];
+        Geometry {
+            batch: x[0],
+            c_big: weight[1],
+            h: big(0),
+            w: big(1),
+            c_small: x[1],
+            oh: x[2],
+            ow: x[3],
+            k,
+            stride: s,
+            pad: p,
+        }
+    } else {
+        let small = |i: usize| (x[2 + i] + 2 * p[i] - k[i]) / s[i] + 1;
+        Geometry {
+            batch: x[0],
+            c_big: x[1],
+            h: x[2],
+            w: x[3],
+            c_small: weight[0],
+            oh: small(0),
+            ow: small(1),
+            k,
+            stride: s,
+            pad: p,
+        }
+    }
+}
+
+fn values(t: &FloatTensor<Flex>) -> FloatTensor<Flex> {
+    t.to_contiguous()
+}
+
+fn slice(t: &FloatTensor<Flex>) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
+    Flex::float_from_data(TensorData::new(data, shape), &Default::default())
+}
+
+thread_local! {
+    /// Per-thread scratch (im2col columns, gathered images), kept across
+    /// calls so a training step allocates none of it.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Run `f` with two scratch buffers of at least these lengths.
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let (x, y) = &mut *s.borrow_mut();
+        if x.len() < a {
+            x.resize(a, 0.0);
+        }
+        if y.len() < b {
+            y.resize(b, 0.0);
+        }
+        f(&mut x[..a], &mut y[..b])
+    })
+}
+
+/// For every kernel offset (ki, kj) and output pixel, the input pixel it
+/// reads, or h·w (one past the plane: a zero) in the padding: [kh·kw,
+/// oh·ow]. Built once per call, it turns im2col and col2im into gathers
+/// and scatters without branches, which on 2×2 and 4×4 maps, where most
+/// taps touch the border, beat any loop over rows.
+fn taps(g: &Geometry) -> Vec<u32> {
+    let [kh, kw] = g.k;
+    let padding = (g.h * g.w) as u32;
+    let mut taps = Vec::with_capacity(kh * kw * g.pixels());
+    for ki in 0..kh {
+        for kj in 0..kw {
+            for oy in 0..g.oh {
+                let iy = (oy * g.stride[0] + ki).checked_sub(g.pad[0]).filter(|&y| y < g.h);
+                for ox in 0..g.ow {
+                    let ix = (ox * g.stride[1] + kj).checked_sub(g.pad[1]).filter(|&x| x < g.w);
+                    taps.push(match (iy, ix) {
+                        (Some(y), Some(x)) => (y * g.w + x) as u32,
+                        _ => padding,
+                    });
+                }
+            }
+        }
+    }
+    taps
+}
+
+/// Columns [col0, col0 + oh·ow) of `cols` (row length `ld`) from one image.
+fn im2col(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+    let (px, plane_len) = (g.pixels(), g.h * g.w);
+    let mut plane = vec![0.0; plane_len + 1];
+    for (c, channel) in img.chunks_exact(plane_len).enumerate() {
+        plane[..plane_len].copy_from_slice(channel);
+        for (kk, tap) in taps.chunks_exact(px).enumerate() {
+            let row = c * taps.len() / px + kk;
+            let dst = &mut cols[row * ld + col0..][..px];
+            for (d, &i) in dst.iter_mut().zip(tap) {
+                *d = plane[i as usize];
+            }
+        }
+    }
+}
+
+/// Add columns [col0, col0 + oh·ow) of `cols` back into one image.
+fn col2im(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+    let (px, plane_len) = (g.pixels(), g.h * g.w);
+    // Padding taps land in the extra slot, which is then dropped.
+    let mut plane = vec![0.0; plane_len + 1];
+    for (c, channel) in img.chunks_exact_mut(plane_len).enumerate() {
+        plane[..plane_len].copy_from_slice(channel);
+        for (kk, tap) in taps.chunks_exact(px).enumerate() {
+            let row = c * taps.len() / px + kk;
+            let src = &cols[row * ld + col0..][..px];
+            for (&v, &i) in src.iter().zip(tap) {
+                plane[i as usize] += v;
+            }
+        }
+        channel.copy_from_slice(&plane[..plane_len]);
+    }
+}
+
+/// dst [m, n] (row stride `ld_dst`) = lhs · rhs, or += when `accumulate`;
+/// lhs and rhs given by (row stride, column stride). One thread: the
+/// parallelism is across chunks.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    [m, n, k]: [usize; 3],
+    dst: &mut [f32],
+    ld_dst: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    [lhs_rs, lhs_cs]: [usize; 2],
+    rhs: &[f32],
+    [rhs_rs, rhs_cs]: [usize; 2],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(dst.len() > last(m, n, ld_dst, 1));
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * ld_dst..][..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(lhs.len() > last(m, k, lhs_rs, lhs_cs));
+    assert!(rhs.len() > last(k, n, rhs_rs, rhs_cs));
+    // SAFETY: the asserts above keep every index the strides reach inside
+    // the slices; dst is borrowed mutably and does not alias lhs or rhs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ld_dst as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Copy images [C, P] of a chunk into one matrix [C, nb·P] (or back).
+fn gather(images: &[f32], channels: usize, pixels: usize, out: &mut [f32]) {
+    let nb = images.len() / (channels * pixels);
+    for b in 0..nb {
+        for c in 0..channels {
+            out[c * nb * pixels + b * pixels..][..pixels]
+                .copy_from_slice(&images[(b * channels + c) * pixels..][..pixels]);
+        }
+    }
+}
+
+fn scatter(matrix: &[f32], channels: usize, pixels: usize, images: &mut [f32]) {
+    let nb = images.len() / (channels * pixels);
+    for b in 0..nb {
+        for c in 0..channels {
+            images[(b * channels + c) * pixels..][..pixels]
+                .copy_from_slice(&matrix[c * nb * pixels + b * pixels..][..pixels]);
+        }
+    }
+}
+
+/// Add `bias[c]` to every pixel of channel c of every image.
+fn add_bias(images: &mut [f32], bias: &[f32], pixels: usize) {
+    for (plane, b) in images.chunks_mut(pixels).zip(bias.iter().cycle()) {
+        plane.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// small = Wm · im2col(big) (+ bias per small channel).
+fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let mut small = vec![0.0; g.batch * g.small_len()];
+    let (rows, px, nb, taps) = (g.rows(), g.pixels(), g.chunk(), taps(g));
+    small
+        .par_chunks_mut(nb * g.small_len())
+        .zip(big.par_chunks(nb * g.big_len()))
+        .for_each(|(out, inp)| {
+            let n = inp.len() / g.big_len();
+            let ld = n * px;
+            with_scratch(rows * ld, g.c_small * ld, |cols, prod| {
+                for (b, img) in inp.chunks(g.big_len()).enumerate() {
+                    im2col(g, &taps, img, cols, ld, b * px);
+                }
+                gemm([g.c_small, ld, rows], prod, ld, false, wm, [rows, 1], cols, [ld, 1]);
+                scatter(prod, g.c_small, px, out);
+            });
+            if let Some(bias) = bias {
+                add_bias(out, bias, px);
+            }
+        });
+    small
+}
+
+/// big = col2im(Wmᵀ · small) (+ bias per big channel).
+fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let mut big = vec![0.0; g.batch * g.big_len()];
+    let (rows, px, nb, taps) = (g.rows(), g.pixels(), g.chunk(), taps(g));
+    big.par_chunks_mut(nb * g.big_len())
+        .zip(small.par_chunks(nb * g.small_len()))
+        .for_each(|(out, inp)| {
+            let n = inp.len() / g.small_len();
+            let ld = n * px;
+            with_scratch(rows * ld, g.c_small * ld, |cols, gathered| {
+                gather(inp, g.c_small, px, gathered);
+                gemm([rows, ld, g.c_small], cols, ld, false, wm, [1, rows], gathered, [ld, 1]);
+                for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
+                    col2im(g, &taps, cols, ld, b * px, img);
+                }
+            });
+            if let Some(bias) = bias {
+                add_bias(out, bias, g.h * g.w);
+            }
+        });
+    big
+}
+
+/// dWm = Σ over images of small · im2col(big)ᵀ, as [C_small, C_big·kh·kw].
+fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
+    let (rows, px, nb, taps) = (g.rows(), g.pixels(), g.chunk(), taps(g));
+    let partials: Vec<Vec<f32>> = small
+        .par_chunks(nb * g.small_len())
+        .zip(big.par_chunks(nb * g.big_len()))
+        .map(|(s, b)| {
+            let n = s.len() / g.small_len();
+            let ld = n * px;
+            let mut dw = vec![0.0; g.c_small * rows];
+            with_scratch(rows * ld, g.c_small * ld, |cols, gathered| {
+                for (i, img) in b.chunks(g.big_len()).enumerate() {
+                    im2col(g, &taps, img, cols, ld, i * px);
+                }
+                gather(s, g.c_small, px, gathered);
+                gemm([g.c_small, rows, ld], &mut dw, rows, false, gathered, [ld, 1], cols, [1, ld]);
+            });
+            dw
+        })
+        .collect();
+    let mut total = partials[0].clone();
+    for p in &partials[1..] {
+        total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+    }
+    total
+}
+
+/// Sum of `grad` [N, C, P] per channel.
+fn bias_grad(grad: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
+    let mut sums = vec![0.0f64; channels];
+    for (i, plane) in grad.chunks(pixels).enumerate() {
+        sums[i % channels] += plane.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    sums.into_iter().map(|v| v as f32).collect()
+}
+
+/// The convolution (plain or transposed) with its bias.
+pub fn forward(
+    x: FloatTensor<Flex>,
+    weight: FloatTensor<Flex>,
+    bias: FloatTensor<Flex>,
+    spec: ConvSpec,
+) -> FloatTensor<Flex> {
+    let g = geometry(&x.shape(), &weight.shape(), &spec);
+    let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
+    if spec.transposed {
+        let out = big_from_small(&g, slice(&x), slice(&weight), Some(slice(&bias)));
+        tensor(out, [g.batch, g.c_big, g.h, g.w])
+    } else {
+        let out = small_from_big(&g, slice(&x), slice(&weight), Some(slice(&bias)));
+        tensor(out, [g.batch, g.c_small, g.oh, g.ow])
+    }
+}
+
+/// Gradients for x, weight and bias, each only where `wanted`.
+pub fn backward(
+    [x, weight, bias]: [FloatTensor<Flex>; 3],
+    spec: ConvSpec,
+    [want_x, want_w, want_b]: [bool; 3],
+    grad: FloatTensor<Flex>,
+) -> [Option<FloatTensor<Flex>>; 3] {
+    let (x_shape, w_shape) = (x.shape(), weight.shape());
+    let g = geometry(&x_shape, &w_shape, &spec);
+    let dims = |s: &Shape| [s[0], s[1], s[2], s[3]];
+    let (x, weight, grad) = (values(&x), values(&weight), values(&grad));
+    let (xs, ws, gs) = (slice(&x), slice(&weight), slice(&grad));
+    // Which side of the plain-convolution view x and the gradient are on.
+    let (small, big) = if spec.transposed { (xs, gs) } else { (gs, xs) };
+    let grad_x = want_x.then(|| {
+        let dx = if spec.transposed {
+            small_from_big(&g, gs, ws, None)
+        } else {
+            big_from_small(&g, gs, ws, None)
+        };
+        tensor(dx, dims(&x_shape))
+    });
+    let grad_w = want_w.then(|| tensor(weight_grad(&g, small, big), dims(&w_shape)));
+    let grad_b = want_b.then(|| {
+        let (channels, pixels) = if spec.transposed {
+            (g.c_big, g.h * g.w)
+        } else {
+            (g.c_small, g.pixels())
+        };
+        let sums = bias_grad(gs, channels, pixels);
+        Flex::float_from_data(TensorData::new(sums, bias.shape()), &Default::default())
+    });
+    [grad_x, grad_w, grad_b]
+}
