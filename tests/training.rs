@@ -555,7 +555,7 @@ fn a_conditional_run_previews_one_row_per_class() {
 /// quadrant (class 0) or the bottom-right one (class 1), jittered.
 fn two_square_dataset(train: usize, test: usize) -> latentlab::data::Dataset {
     let image = |i: usize| -> Vec<u8> {
-        let (ox, oy) = if i % 2 == 0 { (3, 3) } else { (15, 15) };
+        let (ox, oy) = if i.is_multiple_of(2) { (3, 3) } else { (15, 15) };
         let (jx, jy) = (i * 7 % 4, i * 5 % 4);
         let mut px = vec![0u8; 784];
         for y in oy + jy..oy + jy + 9 {
