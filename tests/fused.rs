@@ -249,13 +249,15 @@ fn convolutions_match_burn_forward_and_gradients() {
             };
         // (in, out, stride, bias, side, batch): the autoencoder's 28×28 and
         // 14×14 maps, the U-Net's 8×8 to 2×2, channel attention's 1×1 on
-        // pooled maps; batch 19 leaves flex's kernels a remainder chunk.
+        // pooled maps; batch 19 leaves flex's kernels a remainder chunk, and
+        // maps 8 wide and wider take their row-copy path.
         for (cin, cout, stride, bias, side, batch) in [
             (1, 16, 1, true, 8, 3),
             (1, 16, 2, true, 28, 2),
             (16, 32, 2, true, 14, 2),
             (16, 32, 2, true, 8, 3),
             (8, 8, 1, false, 7, 3),
+            (16, 16, 1, false, 14, 2),
             (32, 32, 1, true, 2, 19),
             (16, 4, 1, true, 1, 3),
             (16, 2, 1, false, 1, 19),
@@ -292,6 +294,7 @@ fn convolutions_match_burn_forward_and_gradients() {
             (32, 16, 4, 2, 1, 0, 7, 2),
             (16, 1, 4, 2, 1, 0, 14, 2),
             (48, 16, 3, 1, 1, 0, 4, 2),
+            (16, 8, 3, 1, 1, 0, 9, 2),
             (64, 32, 3, 1, 1, 0, 2, 19),
             (16, 8, 3, 2, 1, 1, 4, 3),
         ] {

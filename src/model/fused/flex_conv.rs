@@ -66,6 +66,11 @@ impl Geometry {
     fn small_len(&self) -> usize {
         self.c_small * self.pixels()
     }
+    /// Stride-1 maps wide enough that copying whole rows beats the tap
+    /// table's gathers.
+    fn by_rows(&self) -> bool {
+        self.stride == [1, 1] && self.ow >= 8
+    }
     /// Images per chunk, from the shapes alone (determinism): about
     /// `COLUMNS` output pixels, but at least `MIN_CHUNKS` chunks when the
     /// batch allows, so small maps still spread over the threads.
@@ -177,6 +182,80 @@ fn taps(g: &Geometry) -> Vec<u32> {
 
 /// Columns [col0, col0 + oh·ow) of `cols` (row length `ld`) from one image.
 fn im2col(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+    if g.by_rows() {
+        im2col_rows(g, img, cols, ld, col0);
+    } else {
+        im2col_taps(g, taps, img, cols, ld, col0);
+    }
+}
+
+/// Add columns [col0, col0 + oh·ow) of `cols` back into one image.
+fn col2im(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+    if g.by_rows() {
+        col2im_rows(g, cols, ld, col0, img);
+    } else {
+        col2im_taps(g, taps, cols, ld, col0, img);
+    }
+}
+
+/// Output columns [lo, hi) whose tap at kernel offset `k` lands inside a
+/// stride-1 row of `size` pixels.
+fn inside(k: usize, pad: usize, size: usize, out: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(k).min(out);
+    let hi = (size + pad).saturating_sub(k).min(out).max(lo);
+    (lo, hi)
+}
+
+/// im2col for a stride-1 convolution: each output row is one slice copy.
+fn im2col_rows(g: &Geometry, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+    let [kh, kw] = g.k;
+    let [ph, pw] = g.pad;
+    let plane_len = g.h * g.w;
+    for (c, plane) in img.chunks_exact(plane_len).enumerate() {
+        for ki in 0..kh {
+            let (y_lo, y_hi) = inside(ki, ph, g.h, g.oh);
+            for kj in 0..kw {
+                let (x_lo, x_hi) = inside(kj, pw, g.w, g.ow);
+                let row = (c * kh + ki) * kw + kj;
+                let dst = &mut cols[row * ld + col0..][..g.pixels()];
+                dst[..y_lo * g.ow].fill(0.0);
+                dst[y_hi * g.ow..].fill(0.0);
+                for oy in y_lo..y_hi {
+                    let d = &mut dst[oy * g.ow..][..g.ow];
+                    let src = &plane[(oy + ki - ph) * g.w..][..g.w];
+                    d[..x_lo].fill(0.0);
+                    d[x_hi..].fill(0.0);
+                    d[x_lo..x_hi].copy_from_slice(&src[x_lo + kj - pw..x_hi + kj - pw]);
+                }
+            }
+        }
+    }
+}
+
+/// col2im for a stride-1 convolution: each output row is one slice add.
+fn col2im_rows(g: &Geometry, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+    let [kh, kw] = g.k;
+    let [ph, pw] = g.pad;
+    let plane_len = g.h * g.w;
+    for (c, plane) in img.chunks_exact_mut(plane_len).enumerate() {
+        for ki in 0..kh {
+            let (y_lo, y_hi) = inside(ki, ph, g.h, g.oh);
+            for kj in 0..kw {
+                let (x_lo, x_hi) = inside(kj, pw, g.w, g.ow);
+                let row = (c * kh + ki) * kw + kj;
+                let src = &cols[row * ld + col0..][..g.pixels()];
+                for oy in y_lo..y_hi {
+                    let s = &src[oy * g.ow + x_lo..oy * g.ow + x_hi];
+                    let d = &mut plane[(oy + ki - ph) * g.w + x_lo + kj - pw..][..s.len()];
+                    d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+                }
+            }
+        }
+    }
+}
+
+/// im2col through the tap table (any stride; best on small maps).
+fn im2col_taps(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
     let (px, plane_len) = (g.pixels(), g.h * g.w);
     let mut plane = vec![0.0; plane_len + 1];
     for (c, channel) in img.chunks_exact(plane_len).enumerate() {
@@ -191,8 +270,8 @@ fn im2col(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: usize, 
     }
 }
 
-/// Add columns [col0, col0 + oh·ow) of `cols` back into one image.
-fn col2im(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+/// col2im through the tap table.
+fn col2im_taps(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
     let (px, plane_len) = (g.pixels(), g.h * g.w);
     // Padding taps land in the extra slot, which is then dropped.
     let mut plane = vec![0.0; plane_len + 1];
