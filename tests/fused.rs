@@ -60,7 +60,9 @@ fn norm(groups: usize, channels: usize, device: &Device) -> GroupNorm {
 #[test]
 fn group_norm_matches_burn_forward_and_gradients() {
     for device in devices() {
-        for (groups, channels, side) in [(8, 16, 8), (8, 64, 2), (4, 32, 4), (1, 8, 3)] {
+        // The last is large enough for flex's kernels to split it by image.
+        for (groups, channels, side) in [(8, 16, 8), (8, 64, 2), (4, 32, 4), (1, 8, 3), (8, 64, 16)]
+        {
             let norm = norm(groups, channels, &device);
             let x = Tensor::<4>::random(
                 [5, channels, side, side],
@@ -123,10 +125,17 @@ fn group_norm_normalises_each_group_without_autodiff() {
 #[test]
 fn silu_matches_burn_forward_and_gradient() {
     for device in devices() {
-        let x = Tensor::<2>::random([7, 33], Distribution::Normal(0.0, 4.0), &device);
-        let (out, dx) = unary_differences(x, fused::silu, activation::silu);
-        assert!(out < 1e-5, "{device:?} forward");
-        assert!(dx < 1e-5, "{device:?} gradient");
+        // Small and odd-sized, then large (split across threads) with
+        // values far into both tails.
+        for (shape, spread) in [([7, 33], 4.0), ([64, 1024], 40.0)] {
+            let x = Tensor::<2>::random(shape, Distribution::Normal(0.0, spread), &device);
+            let (out, dx) = unary_differences(x, fused::silu, activation::silu);
+            assert!(
+                out < 1e-5 * spread as f32,
+                "{device:?} forward, spread {spread}"
+            );
+            assert!(dx < 1e-5, "{device:?} gradient, spread {spread}");
+        }
     }
 }
 

@@ -23,9 +23,9 @@
 use std::cell::RefCell;
 
 use burn::backend::Flex;
-use burn::backend::tensor::FloatTensor;
 use burn::backend::TensorMetadata;
 use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
@@ -166,9 +166,13 @@ fn taps(g: &Geometry) -> Vec<u32> {
     for ki in 0..kh {
         for kj in 0..kw {
             for oy in 0..g.oh {
-                let iy = (oy * g.stride[0] + ki).checked_sub(g.pad[0]).filter(|&y| y < g.h);
+                let iy = (oy * g.stride[0] + ki)
+                    .checked_sub(g.pad[0])
+                    .filter(|&y| y < g.h);
                 for ox in 0..g.ow {
-                    let ix = (ox * g.stride[1] + kj).checked_sub(g.pad[1]).filter(|&x| x < g.w);
+                    let ix = (ox * g.stride[1] + kj)
+                        .checked_sub(g.pad[1])
+                        .filter(|&x| x < g.w);
                     taps.push(match (iy, ix) {
                         (Some(y), Some(x)) => (y * g.w + x) as u32,
                         _ => padding,
@@ -386,7 +390,16 @@ fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -
                 for (b, img) in inp.chunks(g.big_len()).enumerate() {
                     im2col(g, &taps, img, cols, ld, b * px);
                 }
-                gemm([g.c_small, ld, rows], prod, ld, false, wm, [rows, 1], cols, [ld, 1]);
+                gemm(
+                    [g.c_small, ld, rows],
+                    prod,
+                    ld,
+                    false,
+                    wm,
+                    [rows, 1],
+                    cols,
+                    [ld, 1],
+                );
                 scatter(prod, g.c_small, px, out);
             });
             if let Some(bias) = bias {
@@ -407,7 +420,16 @@ fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>)
             let ld = n * px;
             with_scratch(rows * ld, g.c_small * ld, |cols, gathered| {
                 gather(inp, g.c_small, px, gathered);
-                gemm([rows, ld, g.c_small], cols, ld, false, wm, [1, rows], gathered, [ld, 1]);
+                gemm(
+                    [rows, ld, g.c_small],
+                    cols,
+                    ld,
+                    false,
+                    wm,
+                    [1, rows],
+                    gathered,
+                    [ld, 1],
+                );
                 for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
                     col2im(g, &taps, cols, ld, b * px, img);
                 }
@@ -434,7 +456,16 @@ fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
                     im2col(g, &taps, img, cols, ld, i * px);
                 }
                 gather(s, g.c_small, px, gathered);
-                gemm([g.c_small, rows, ld], &mut dw, rows, false, gathered, [ld, 1], cols, [1, ld]);
+                gemm(
+                    [g.c_small, rows, ld],
+                    &mut dw,
+                    rows,
+                    false,
+                    gathered,
+                    [ld, 1],
+                    cols,
+                    [1, ld],
+                );
             });
             dw
         })

@@ -120,19 +120,7 @@ pub trait FusedKernels: Backend {
         groups: usize,
         epsilon: f64,
     ) -> [FloatTensor<Self>; 3] {
-        let shape = x.shape();
-        let (grouped, per_channel) = group_shapes(&shape, groups);
-        let xg = Self::float_reshape(x, grouped);
-        let mean = Self::float_mean_dim(xg.clone(), 2);
-        let centered = Self::float_sub(xg, mean.clone());
-        let var = Self::float_mean_dim(Self::float_mul(centered.clone(), centered.clone()), 2);
-        let rstd = Self::float_recip(Self::float_sqrt(Self::float_add_scalar(
-            var,
-            Scalar::Float(epsilon),
-        )));
-        let normalized = Self::float_reshape(Self::float_mul(centered, rstd.clone()), per_channel);
-        let out = affine::<Self>(normalized, gamma, beta);
-        [Self::float_reshape(out, shape), mean, rstd]
+        composed::group_norm_forward::<Self>(x, gamma, beta, groups, epsilon)
     }
 
     /// Gradients with respect to x, gamma and beta.
@@ -144,46 +132,16 @@ pub trait FusedKernels: Backend {
         groups: usize,
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
-        let shape = x.shape();
-        let channels = shape[1];
-        let (grouped, per_channel) = group_shapes(&shape, groups);
-        // x̂ = (x − μ)·rstd, per group.
-        let xhat = Self::float_mul(
-            Self::float_sub(Self::float_reshape(x, grouped.clone()), mean),
-            rstd.clone(),
-        );
-        let dy = Self::float_reshape(grad, per_channel.clone());
-        let xhat_c = Self::float_reshape(xhat.clone(), per_channel.clone());
-        let sum_nc = |t: FloatTensor<Self>| {
-            Self::float_reshape(
-                Self::float_sum_dim(Self::float_sum_dim(t, 2), 0),
-                Shape::new([channels]),
-            )
-        };
-        let grad_beta = sum_nc(dy.clone());
-        let grad_gamma = sum_nc(Self::float_mul(dy.clone(), xhat_c));
-        // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ, means per group.
-        let g = Self::float_reshape(
-            Self::float_mul(dy, Self::float_reshape(gamma, Shape::new([1, channels, 1]))),
-            grouped,
-        );
-        let mean_g = Self::float_mean_dim(g.clone(), 2);
-        let mean_gx = Self::float_mean_dim(Self::float_mul(g.clone(), xhat.clone()), 2);
-        let inner = Self::float_sub(Self::float_sub(g, mean_g), Self::float_mul(xhat, mean_gx));
-        let grad_x = Self::float_reshape(Self::float_mul(inner, rstd), shape);
-        [grad_x, grad_gamma, grad_beta]
+        composed::group_norm_backward::<Self>(x, gamma, mean, rstd, groups, grad)
     }
 
     fn silu_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::float_mul(x.clone(), Self::sigmoid(x))
+        composed::silu_forward::<Self>(x)
     }
 
     /// d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
     fn silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let s = Self::sigmoid(x.clone());
-        let one_minus = Self::float_add_scalar(Self::float_neg(s.clone()), Scalar::Float(1.0));
-        let factor = Self::float_add_scalar(Self::float_mul(x, one_minus), Scalar::Float(1.0));
-        Self::float_mul(grad, Self::float_mul(s, factor))
+        composed::silu_backward::<Self>(x, grad)
     }
 
     fn softmax_last_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -260,32 +218,55 @@ pub trait FusedKernels: Backend {
     }
 }
 
-/// [N, G, C/G·H·W] for the statistics, [N, C, H·W] for the affine.
-fn group_shapes(shape: &Shape, groups: usize) -> (Shape, Shape) {
-    let (n, c) = (shape[0], shape[1]);
-    let spatial: usize = shape.iter().skip(2).product();
-    (
-        Shape::new([n, groups, c / groups * spatial]),
-        Shape::new([n, c, spatial]),
-    )
-}
-
-fn affine<B: Backend>(
-    normalized: FloatTensor<B>,
-    gamma: FloatTensor<B>,
-    beta: FloatTensor<B>,
-) -> FloatTensor<B> {
-    let c = gamma.shape()[0];
-    let per_channel = Shape::new([1, c, 1]);
-    B::float_add(
-        B::float_mul(normalized, B::float_reshape(gamma, per_channel.clone())),
-        B::float_reshape(beta, per_channel),
-    )
-}
-
-/// flex: its own convolution kernels (`flex_conv.rs`) where they apply.
+/// flex: its own convolution (`flex_conv.rs`), GroupNorm and SiLU
+/// (`flex_norm.rs`) kernels where they apply.
 #[cfg(feature = "flex")]
 impl FusedKernels for Flex {
+    fn group_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        if flex_norm::supported(&x) {
+            flex_norm::group_norm_forward(x, gamma, beta, groups, epsilon)
+        } else {
+            composed::group_norm_forward::<Self>(x, gamma, beta, groups, epsilon)
+        }
+    }
+
+    fn group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        groups: usize,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        if flex_norm::supported(&x) {
+            flex_norm::group_norm_backward(x, gamma, mean, rstd, groups, grad)
+        } else {
+            composed::group_norm_backward::<Self>(x, gamma, mean, rstd, groups, grad)
+        }
+    }
+
+    fn silu_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        if flex_norm::supported(&x) {
+            flex_norm::silu_forward(x)
+        } else {
+            composed::silu_forward::<Self>(x)
+        }
+    }
+
+    fn silu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if flex_norm::supported(&x) {
+            flex_norm::silu_backward(x, grad)
+        } else {
+            composed::silu_backward::<Self>(x, grad)
+        }
+    }
+
     fn conv_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -368,9 +349,12 @@ macro_rules! fused_ops_from_kernels {
 fused_ops_from_kernels!(Flex);
 
 mod autodiff;
+mod composed;
 pub mod conv;
 #[cfg(feature = "flex")]
 mod flex_conv;
+#[cfg(feature = "flex")]
+mod flex_norm;
 #[cfg(feature = "tch")]
 mod libtorch;
 
