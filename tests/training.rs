@@ -555,7 +555,11 @@ fn a_conditional_run_previews_one_row_per_class() {
 /// quadrant (class 0) or the bottom-right one (class 1), jittered.
 fn two_square_dataset(train: usize, test: usize) -> latentlab::data::Dataset {
     let image = |i: usize| -> Vec<u8> {
-        let (ox, oy) = if i.is_multiple_of(2) { (3, 3) } else { (15, 15) };
+        let (ox, oy) = if i.is_multiple_of(2) {
+            (3, 3)
+        } else {
+            (15, 15)
+        };
         let (jx, jy) = (i * 7 % 4, i * 5 % 4);
         let mut px = vec![0u8; 784];
         for y in oy + jy..oy + jy + 9 {
@@ -566,7 +570,10 @@ fn two_square_dataset(train: usize, test: usize) -> latentlab::data::Dataset {
         px
     };
     let make = |r: std::ops::Range<usize>| -> (Vec<u8>, Vec<u8>) {
-        (r.clone().flat_map(image).collect(), r.map(|i| (i % 2) as u8).collect())
+        (
+            r.clone().flat_map(image).collect(),
+            r.map(|i| (i % 2) as u8).collect(),
+        )
     };
     let mut data = common::synthetic_dataset(0, 0);
     (data.train_images, data.train_labels) = make(0..train);
@@ -591,7 +598,9 @@ fn conditional_training_learns_to_draw_the_class_asked_for() {
     j.data = two_square_dataset(320, 40);
     let (tx, rx) = unbounded();
     let (_cmd_tx, cmd_rx) = unbounded();
-    let outcome = worker::run(j, tx, cmd_rx).map_err(|(e, _)| e.to_string()).unwrap();
+    let outcome = worker::run(j, tx, cmd_rx)
+        .map_err(|(e, _)| e.to_string())
+        .unwrap();
     drop(rx);
     assert_eq!(outcome, Outcome::Finished);
 
