@@ -256,22 +256,25 @@ fn convolutions_match_burn_forward_and_gradients() {
                     assert!(max_abs_diff(a, b) < 1e-3, "parameter {i} gradient, {what}");
                 }
             };
-        // (in, out, stride, bias, side, batch): the autoencoder's 28×28 and
-        // 14×14 maps, the U-Net's 8×8 to 2×2, channel attention's 1×1 on
-        // pooled maps; batch 19 leaves flex's kernels a remainder chunk, and
-        // maps 8 wide and wider take their row-copy path.
-        for (cin, cout, stride, bias, side, batch) in [
-            (1, 16, 1, true, 8, 3),
-            (1, 16, 2, true, 28, 2),
-            (16, 32, 2, true, 14, 2),
-            (16, 32, 2, true, 8, 3),
-            (8, 8, 1, false, 7, 3),
-            (16, 16, 1, false, 14, 2),
-            (32, 32, 1, true, 2, 19),
-            (16, 4, 1, true, 1, 3),
-            (16, 2, 1, false, 1, 19),
+        // (in, out, kernel, stride, bias, side, batch): the autoencoder's
+        // 28×28 and 14×14 maps, the U-Net's 8×8 to 2×2, 1×1 convolutions
+        // (skips, channel attention on pooled maps); batch 19 leaves flex's
+        // kernels a remainder chunk, batch 1 takes their in-place path, and
+        // maps 8 wide and wider their row-copy path.
+        for (cin, cout, k, stride, bias, side, batch) in [
+            (1, 16, 3, 1, true, 8, 3),
+            (1, 16, 3, 2, true, 28, 2),
+            (16, 32, 3, 2, true, 14, 2),
+            (16, 32, 3, 2, true, 8, 3),
+            (8, 8, 3, 1, false, 7, 3),
+            (16, 16, 3, 1, false, 14, 2),
+            (32, 32, 3, 1, true, 2, 19),
+            (16, 4, 1, 1, true, 1, 3),
+            (16, 2, 1, 1, false, 1, 19),
+            (32, 16, 1, 1, true, 8, 1),
+            (32, 16, 1, 1, true, 8, 19),
+            (16, 16, 3, 1, true, 28, 1),
         ] {
-            let k = if side == 1 { 1 } else { 3 };
             let conv = Conv2dConfig::new([cin, cout], [k, k])
                 .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
@@ -290,7 +293,7 @@ fn convolutions_match_burn_forward_and_gradients() {
                 v
             };
             check(
-                &format!("conv {cin}->{cout} s{stride} bias {bias}"),
+                &format!("conv {cin}->{cout} k{k} s{stride} side {side} batch {batch}"),
                 x,
                 &|x| fused::conv2d(&conv, x),
                 &|x| conv.forward(x),

@@ -66,6 +66,10 @@ impl Geometry {
     fn small_len(&self) -> usize {
         self.c_small * self.pixels()
     }
+    /// A 1×1 convolution without stride or padding: im2col is the image.
+    fn pointwise(&self) -> bool {
+        self.k == [1, 1] && self.stride == [1, 1] && self.pad == [0, 0]
+    }
     /// Stride-1 maps wide enough that copying whole rows beats the tap
     /// table's gathers.
     fn by_rows(&self) -> bool {
@@ -376,6 +380,24 @@ fn add_bias(images: &mut [f32], bias: &[f32], pixels: usize) {
     }
 }
 
+/// im2col of a chunk of images into `cols` [C_big·kh·kw, ld]; or, for a
+/// single image of a 1×1 convolution, the image itself.
+fn columns<'a>(g: &Geometry, taps: &[u32], images: &'a [f32], cols: &'a mut [f32]) -> &'a [f32] {
+    let n = images.len() / g.big_len();
+    let (px, ld) = (g.pixels(), n * g.pixels());
+    if g.pointwise() {
+        if n == 1 {
+            return images;
+        }
+        gather(images, g.c_big, px, cols);
+    } else {
+        for (b, img) in images.chunks(g.big_len()).enumerate() {
+            im2col(g, taps, img, cols, ld, b * px);
+        }
+    }
+    cols
+}
+
 /// small = Wm · im2col(big) (+ bias per small channel).
 fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let mut small = vec![0.0; g.batch * g.small_len()];
@@ -386,21 +408,17 @@ fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -
         .for_each(|(out, inp)| {
             let n = inp.len() / g.big_len();
             let ld = n * px;
-            with_scratch(rows * ld, g.c_small * ld, |cols, prod| {
-                for (b, img) in inp.chunks(g.big_len()).enumerate() {
-                    im2col(g, &taps, img, cols, ld, b * px);
+            // One image: the GEMM writes it in place, no gather or scatter.
+            let product = if n == 1 { 0 } else { g.c_small * ld };
+            with_scratch(rows * ld, product, |cols, prod| {
+                let cols = columns(g, &taps, inp, cols);
+                let shape = [g.c_small, ld, rows];
+                if n == 1 {
+                    gemm(shape, out, ld, false, wm, [rows, 1], cols, [ld, 1]);
+                } else {
+                    gemm(shape, prod, ld, false, wm, [rows, 1], cols, [ld, 1]);
+                    scatter(prod, g.c_small, px, out);
                 }
-                gemm(
-                    [g.c_small, ld, rows],
-                    prod,
-                    ld,
-                    false,
-                    wm,
-                    [rows, 1],
-                    cols,
-                    [ld, 1],
-                );
-                scatter(prod, g.c_small, px, out);
             });
             if let Some(bias) = bias {
                 add_bias(out, bias, px);
@@ -418,20 +436,27 @@ fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>)
         .for_each(|(out, inp)| {
             let n = inp.len() / g.small_len();
             let ld = n * px;
-            with_scratch(rows * ld, g.c_small * ld, |cols, gathered| {
-                gather(inp, g.c_small, px, gathered);
-                gemm(
-                    [rows, ld, g.c_small],
-                    cols,
-                    ld,
-                    false,
-                    wm,
-                    [1, rows],
-                    gathered,
-                    [ld, 1],
-                );
-                for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
-                    col2im(g, &taps, cols, ld, b * px, img);
+            let gathered_len = if n == 1 { 0 } else { g.c_small * ld };
+            with_scratch(rows * ld, gathered_len, |cols, gathered| {
+                // One image is already [C_small, P].
+                let rhs: &[f32] = if n == 1 {
+                    inp
+                } else {
+                    gather(inp, g.c_small, px, gathered);
+                    gathered
+                };
+                let shape = [rows, ld, g.c_small];
+                if g.pointwise() && n == 1 {
+                    gemm(shape, out, ld, false, wm, [1, rows], rhs, [ld, 1]);
+                    return;
+                }
+                gemm(shape, cols, ld, false, wm, [1, rows], rhs, [ld, 1]);
+                if g.pointwise() {
+                    scatter(cols, g.c_big, px, out);
+                } else {
+                    for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
+                        col2im(g, &taps, cols, ld, b * px, img);
+                    }
                 }
             });
             if let Some(bias) = bias {
@@ -451,21 +476,17 @@ fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
             let n = s.len() / g.small_len();
             let ld = n * px;
             let mut dw = vec![0.0; g.c_small * rows];
-            with_scratch(rows * ld, g.c_small * ld, |cols, gathered| {
-                for (i, img) in b.chunks(g.big_len()).enumerate() {
-                    im2col(g, &taps, img, cols, ld, i * px);
-                }
-                gather(s, g.c_small, px, gathered);
-                gemm(
-                    [g.c_small, rows, ld],
-                    &mut dw,
-                    rows,
-                    false,
-                    gathered,
-                    [ld, 1],
-                    cols,
-                    [1, ld],
-                );
+            let gathered_len = if n == 1 { 0 } else { g.c_small * ld };
+            with_scratch(rows * ld, gathered_len, |cols, gathered| {
+                let cols = columns(g, &taps, b, cols);
+                let lhs: &[f32] = if n == 1 {
+                    s
+                } else {
+                    gather(s, g.c_small, px, gathered);
+                    gathered
+                };
+                let shape = [g.c_small, rows, ld];
+                gemm(shape, &mut dw, rows, false, lhs, [ld, 1], cols, [1, ld]);
             });
             dw
         })
