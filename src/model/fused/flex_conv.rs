@@ -73,7 +73,7 @@ impl Geometry {
     /// Stride-1 maps wide enough that copying whole rows beats the tap
     /// table's gathers.
     fn by_rows(&self) -> bool {
-        self.stride == [1, 1] && self.ow >= 8
+        self.stride == [1, 1] && self.ow >= 12
     }
     /// Images per chunk, from the shapes alone (determinism): about
     /// `COLUMNS` output pixels, but at least `MIN_CHUNKS` chunks when the
@@ -142,6 +142,21 @@ thread_local! {
     /// Per-thread scratch (im2col columns, gathered images), kept across
     /// calls so a training step allocates none of it.
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+thread_local! {
+    /// One channel plus a trailing slot for the tap table's padding taps.
+    static PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with a plane of `len` + 1 values whose last is 0.
+fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    PLANE.with(|p| {
+        let plane = &mut *p.borrow_mut();
+        plane.resize(len + 1, 0.0);
+        plane[len] = 0.0;
+        f(plane)
+    })
 }
 
 /// Run `f` with two scratch buffers of at least these lengths.
@@ -265,35 +280,37 @@ fn col2im_rows(g: &Geometry, cols: &[f32], ld: usize, col0: usize, img: &mut [f3
 /// im2col through the tap table (any stride; best on small maps).
 fn im2col_taps(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
     let (px, plane_len) = (g.pixels(), g.h * g.w);
-    let mut plane = vec![0.0; plane_len + 1];
-    for (c, channel) in img.chunks_exact(plane_len).enumerate() {
-        plane[..plane_len].copy_from_slice(channel);
-        for (kk, tap) in taps.chunks_exact(px).enumerate() {
-            let row = c * taps.len() / px + kk;
-            let dst = &mut cols[row * ld + col0..][..px];
-            for (d, &i) in dst.iter_mut().zip(tap) {
-                *d = plane[i as usize];
+    with_plane(plane_len, |plane| {
+        for (c, channel) in img.chunks_exact(plane_len).enumerate() {
+            plane[..plane_len].copy_from_slice(channel);
+            for (kk, tap) in taps.chunks_exact(px).enumerate() {
+                let row = c * taps.len() / px + kk;
+                let dst = &mut cols[row * ld + col0..][..px];
+                for (d, &i) in dst.iter_mut().zip(tap) {
+                    *d = plane[i as usize];
+                }
             }
         }
-    }
+    });
 }
 
 /// col2im through the tap table.
 fn col2im_taps(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
     let (px, plane_len) = (g.pixels(), g.h * g.w);
     // Padding taps land in the extra slot, which is then dropped.
-    let mut plane = vec![0.0; plane_len + 1];
-    for (c, channel) in img.chunks_exact_mut(plane_len).enumerate() {
-        plane[..plane_len].copy_from_slice(channel);
-        for (kk, tap) in taps.chunks_exact(px).enumerate() {
-            let row = c * taps.len() / px + kk;
-            let src = &cols[row * ld + col0..][..px];
-            for (&v, &i) in src.iter().zip(tap) {
-                plane[i as usize] += v;
+    with_plane(plane_len, |plane| {
+        for (c, channel) in img.chunks_exact_mut(plane_len).enumerate() {
+            plane[..plane_len].copy_from_slice(channel);
+            for (kk, tap) in taps.chunks_exact(px).enumerate() {
+                let row = c * taps.len() / px + kk;
+                let src = &cols[row * ld + col0..][..px];
+                for (&v, &i) in src.iter().zip(tap) {
+                    plane[i as usize] += v;
+                }
             }
+            channel.copy_from_slice(&plane[..plane_len]);
         }
-        channel.copy_from_slice(&plane[..plane_len]);
-    }
+    });
 }
 
 /// dst [m, n] (row stride `ld_dst`) = lhs · rhs, or += when `accumulate`;
