@@ -8,10 +8,10 @@
 //! pass, so on small latents those chains, not the arithmetic, decided how
 //! far behind PyTorch training was. Here each is one backend-extension
 //! operation with a hand-written backward: libtorch runs its native kernels
-//! (`libtorch.rs`); flex runs its own convolution kernels (`flex_conv.rs`);
-//! other operations and backends use the closed-form gradients below, built
-//! from a handful of primitive operations. The autodiff nodes are in
-//! `autodiff.rs`.
+//! (`libtorch.rs`); flex runs its own for convolutions, GroupNorm and SiLU
+//! (`flex_conv.rs`, `flex_norm.rs`); everything else uses closed-form
+//! gradients built from a handful of primitive operations (`composed.rs` and
+//! the trait defaults below). The autodiff nodes are in `autodiff.rs`.
 //!
 //! A new backend joins by implementing `FusedKernels` (the defaults are
 //! enough) and `FusedOps`, and by being listed in `#[backend_extension]`;
