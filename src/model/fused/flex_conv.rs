@@ -84,9 +84,25 @@ impl Geometry {
     }
 }
 
-/// Whether these kernels cover the convolution; others keep Burn's.
-pub fn supported(x: &FloatTensor<Flex>, spec: &ConvSpec) -> bool {
-    x.dtype() == DType::F32 && spec.groups == 1 && spec.dilation == [1, 1]
+/// Whether these kernels cover the convolution: f32, one group, no
+/// dilation, and a non-empty batch and output. Others keep Burn's kernels
+/// (and Burn's errors for shapes that make no sense).
+pub fn supported(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>, spec: &ConvSpec) -> bool {
+    let (xs, ws) = (x.shape(), weight.shape());
+    if x.dtype() != DType::F32 || spec.groups != 1 || spec.dilation != [1, 1] {
+        return false;
+    }
+    if xs.num_dims() != 4 || ws.num_dims() != 4 || xs[0] == 0 {
+        return false;
+    }
+    (0..2).all(|i| {
+        let (size, k, p) = (xs[2 + i], ws[2 + i], spec.padding[i]);
+        if spec.transposed {
+            size > 0 && (size - 1) * spec.stride[i] + k + spec.padding_out[i] > 2 * p
+        } else {
+            size + 2 * p >= k
+        }
+    })
 }
 
 /// The geometry from x [N, C, H, W] and weight: [C_out, C_in, kh, kw] for a
@@ -508,8 +524,8 @@ fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
             dw
         })
         .collect();
-    let mut total = partials[0].clone();
-    for p in &partials[1..] {
+    let mut total = vec![0.0; g.c_small * rows];
+    for p in &partials {
         total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
     }
     total

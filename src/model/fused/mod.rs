@@ -273,7 +273,7 @@ impl FusedKernels for Flex {
         bias: FloatTensor<Self>,
         spec: ConvSpec,
     ) -> FloatTensor<Self> {
-        if flex_conv::supported(&x, &spec) {
+        if flex_conv::supported(&x, &weight, &spec) {
             flex_conv::forward(x, weight, bias, spec)
         } else {
             conv::forward::<Self>(x, weight, bias, spec)
@@ -289,7 +289,7 @@ impl FusedKernels for Flex {
         let saved: [FloatTensor<Self>; 3] = saved
             .try_into()
             .unwrap_or_else(|_| unreachable!("conv_forward_saved keeps x, weight and bias"));
-        if flex_conv::supported(&saved[0], &spec) {
+        if flex_conv::supported(&saved[0], &saved[1], &spec) {
             flex_conv::backward(saved, spec, wanted, grad)
         } else {
             conv::backward::<Self>(saved, spec, wanted, grad)
