@@ -163,6 +163,25 @@ fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     lanes + tail.iter().map(|&v| f(v) as f64).sum::<f64>()
 }
 
+/// Σ f(a, b) over two slices, in lanes like `lane_sum`.
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut lanes = [0.0f32; 16];
+    let (blocks_a, blocks_b) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f64 = blocks_a
+        .remainder()
+        .iter()
+        .zip(blocks_b.remainder())
+        .map(|(&x, &y)| f(x, y) as f64)
+        .sum();
+    for (ba, bb) in blocks_a.zip(blocks_b) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(ba).zip(bb) {
+            *lane += f(x, y);
+        }
+    }
+    lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
+}
+
 /// Mean and 1/√(var + ε) of each group of one image (two passes: the
 /// variance of centred values does not cancel).
 fn group_stats(img: &[f32], groups: usize, epsilon: f64) -> Vec<(f32, f32)> {
@@ -274,12 +293,8 @@ pub fn group_norm_backward(
                     .enumerate()
                 {
                     let ch = g * per_group + k;
-                    let (mut s_dy, mut s_dyx) = (0.0f64, 0.0f64);
-                    for (&v, &d) in xc.iter().zip(dyc) {
-                        let xhat = (v - mean) * rstd;
-                        s_dy += d as f64;
-                        s_dyx += (d * xhat) as f64;
-                    }
+                    let s_dy = lane_sum(dyc, |d| d);
+                    let s_dyx = lane_dot(dyc, xc, |d, v| d * ((v - mean) * rstd));
                     dgamma[ch] = s_dyx;
                     dbeta[ch] = s_dy;
                     sum_g += s_dy * gs[ch] as f64;
