@@ -37,7 +37,7 @@ fn tensor(data: Vec<f32>, shape: Shape) -> FloatTensor<Flex> {
     Flex::float_from_data(TensorData::new(data, shape), &Default::default())
 }
 
-/// e^x to about 2 ulp, branch-free so that it vectorises (Cephes' expf:
+/// e^x within 5·10⁻⁷ relative (tested), branch-free so that it vectorises (Cephes' expf:
 /// x = n·ln 2 + r, a degree-6 polynomial for e^r, 2^n from the exponent
 /// bits). NaN stays NaN; the input is clamped to where e^x is a normal f32.
 #[inline(always)]
