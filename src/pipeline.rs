@@ -123,8 +123,10 @@ impl LatentDiffusion {
             let unchanged = run.read_state().ok() == Some(state);
             match loaded {
                 Ok(model) if unchanged => return Ok(model),
-                Err(e) if unchanged || attempt == ATTEMPTS => return Err(e),
-                Ok(_) if attempt == ATTEMPTS => {
+                Err(e) if unchanged => return Err(e),
+                // A read that failed or mixed because a save swapped files
+                // under it, every time: say so, not what the swap broke.
+                _ if attempt == ATTEMPTS => {
                     return Err(CheckpointError::Invalid {
                         path: dir.to_path_buf(),
                         message: "the checkpoint kept changing while it was read (a trainer \
