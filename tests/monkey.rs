@@ -100,26 +100,9 @@ fn keep_runs_inside(h: &mut Harness<'static, App>, root: &Path, cwd: &Path, runs
     !inside
 }
 
-/// The labels of every config field in the Experiment form.
+/// The labels of every config field in the Experiment form: its dotted keys.
 fn field_labels(cfg: &ExperimentConfig) -> Vec<String> {
-    fn walk(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
-        match v {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let p = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(v, &p, out);
-                }
-            }
-            _ => out.push(prefix.to_string()),
-        }
-    }
-    let mut out = Vec::new();
-    walk(&toml::Value::try_from(cfg).unwrap(), "", &mut out);
-    out
+    cfg.leaves().into_iter().map(|(key, _)| key).collect()
 }
 
 #[test]
