@@ -21,6 +21,7 @@
 //! not depend on the thread count.
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use burn::backend::Flex;
 use burn::backend::TensorMetadata;
@@ -193,8 +194,12 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
 /// reads, or h·w (one past the plane: a zero) in the padding: [kh·kw,
 /// oh·ow]. Built once per call, it turns im2col and col2im into gathers
 /// and scatters without branches, which on 2×2 and 4×4 maps, where most
-/// taps touch the border, beat any loop over rows.
+/// taps touch the border, beat any loop over rows. Empty where the row
+/// path (`by_rows`) does the work instead.
 fn taps(g: &Geometry) -> Vec<u32> {
+    if g.by_rows() {
+        return Vec::new();
+    }
     let [kh, kw] = g.k;
     let padding = (g.h * g.w) as u32;
     let mut taps = Vec::with_capacity(kh * kw * g.pixels());
@@ -245,52 +250,50 @@ fn inside(k: usize, pad: usize, size: usize, out: usize) -> (usize, usize) {
     (lo, hi)
 }
 
-/// im2col for a stride-1 convolution: each output row is one slice copy.
-fn im2col_rows(g: &Geometry, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+/// The walk im2col and col2im share on a stride-1 convolution: for every
+/// column row (c, ki, kj) and output row oy, `f(row, oy, lo..hi, at)`
+/// where output columns lo..hi read the image from index `at` on. Rows
+/// that read only padding come with an empty range (and `at` 0).
+fn stride1_spans(g: &Geometry, mut f: impl FnMut(usize, usize, Range<usize>, usize)) {
     let [kh, kw] = g.k;
     let [ph, pw] = g.pad;
-    let plane_len = g.h * g.w;
-    for (c, plane) in img.chunks_exact(plane_len).enumerate() {
+    for c in 0..g.c_big {
         for ki in 0..kh {
             let (y_lo, y_hi) = inside(ki, ph, g.h, g.oh);
             for kj in 0..kw {
                 let (x_lo, x_hi) = inside(kj, pw, g.w, g.ow);
                 let row = (c * kh + ki) * kw + kj;
-                let dst = &mut cols[row * ld + col0..][..g.pixels()];
-                dst[..y_lo * g.ow].fill(0.0);
-                dst[y_hi * g.ow..].fill(0.0);
-                for oy in y_lo..y_hi {
-                    let d = &mut dst[oy * g.ow..][..g.ow];
-                    let src = &plane[(oy + ki - ph) * g.w..][..g.w];
-                    d[..x_lo].fill(0.0);
-                    d[x_hi..].fill(0.0);
-                    d[x_lo..x_hi].copy_from_slice(&src[x_lo + kj - pw..x_hi + kj - pw]);
+                for oy in 0..g.oh {
+                    if (y_lo..y_hi).contains(&oy) && x_lo < x_hi {
+                        let at = (c * g.h + oy + ki - ph) * g.w + x_lo + kj - pw;
+                        f(row, oy, x_lo..x_hi, at);
+                    } else {
+                        f(row, oy, 0..0, 0);
+                    }
                 }
             }
         }
     }
 }
 
+/// im2col for a stride-1 convolution: each output row is one slice copy.
+fn im2col_rows(g: &Geometry, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+    stride1_spans(g, |row, oy, span, at| {
+        let d = &mut cols[row * ld + col0 + oy * g.ow..][..g.ow];
+        d[..span.start].fill(0.0);
+        d[span.end..].fill(0.0);
+        let len = span.len();
+        d[span].copy_from_slice(&img[at..at + len]);
+    });
+}
+
 /// col2im for a stride-1 convolution: each output row is one slice add.
 fn col2im_rows(g: &Geometry, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
-    let [kh, kw] = g.k;
-    let [ph, pw] = g.pad;
-    let plane_len = g.h * g.w;
-    for (c, plane) in img.chunks_exact_mut(plane_len).enumerate() {
-        for ki in 0..kh {
-            let (y_lo, y_hi) = inside(ki, ph, g.h, g.oh);
-            for kj in 0..kw {
-                let (x_lo, x_hi) = inside(kj, pw, g.w, g.ow);
-                let row = (c * kh + ki) * kw + kj;
-                let src = &cols[row * ld + col0..][..g.pixels()];
-                for oy in y_lo..y_hi {
-                    let s = &src[oy * g.ow + x_lo..oy * g.ow + x_hi];
-                    let d = &mut plane[(oy + ki - ph) * g.w + x_lo + kj - pw..][..s.len()];
-                    d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
-                }
-            }
-        }
-    }
+    stride1_spans(g, |row, oy, span, at| {
+        let s = &cols[row * ld + col0 + oy * g.ow..][span];
+        let d = &mut img[at..at + s.len()];
+        d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
+    });
 }
 
 /// im2col through the tap table (any stride; best on small maps).
