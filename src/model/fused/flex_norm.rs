@@ -182,18 +182,16 @@ fn lane_dot(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
 }
 
-/// Mean and 1/√(var + ε) of each group of one image (two passes: the
-/// variance of centred values does not cancel).
-fn group_stats(img: &[f32], groups: usize, epsilon: f64) -> Vec<(f32, f32)> {
-    img.chunks_exact(img.len() / groups)
-        .map(|g| {
-            let n = g.len() as f64;
-            let mean = lane_sum(g, |v| v) / n;
-            let m = mean as f32;
-            let var = lane_sum(g, |v| (v - m) * (v - m)) / n;
-            (m, (1.0 / (var + epsilon).sqrt()) as f32)
-        })
-        .collect()
+/// Mean and 1/√(var + ε) of each group of one image, into `stats` (one
+/// per group; two passes: the variance of centred values does not cancel).
+fn group_stats(img: &[f32], epsilon: f64, stats: &mut [(f32, f32)]) {
+    let per_group = img.len() / stats.len();
+    for (st, g) in stats.iter_mut().zip(img.chunks_exact(per_group)) {
+        let n = g.len() as f64;
+        let m = (lane_sum(g, |v| v) / n) as f32;
+        let var = lane_sum(g, |v| (v - m) * (v - m)) / n;
+        *st = (m, (1.0 / (var + epsilon).sqrt()) as f32);
+    }
 }
 
 /// Output, mean [N, G, 1] and rstd [N, G, 1].
@@ -221,7 +219,7 @@ pub fn group_norm_forward(
                 .zip(xs.chunks_exact(image))
                 .zip(stats.chunks_exact_mut(groups))
             {
-                st.copy_from_slice(&group_stats(img, groups, epsilon));
+                group_stats(img, epsilon, st);
                 for (ch, (o, v)) in o
                     .chunks_exact_mut(spatial)
                     .zip(img.chunks_exact(spatial))
