@@ -46,7 +46,8 @@ fn exp(x: f32) -> f32 {
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let z = r * r;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -54,7 +55,11 @@ fn exp(x: f32) -> f32 {
         * r
         + 0.5; // Cephes: 5.0000001e-1, which is 0.5 in f32
     let e = p * z + r + 1.0;
-    e * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // t = ROUND + n exactly (one unit per ulp there), so its bits minus
+    // ROUND's are n: integer lanes, where `n as i32` would be scalarised
+    // for its saturating NaN and overflow handling.
+    let biased = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    e * f32::from_bits(biased << 23)
 }
 
 #[inline(always)]
