@@ -63,7 +63,9 @@ pub fn run(args: BenchArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
                 seconds: args.seconds,
                 full: args.full,
             };
-            results.push(bench::run(&cfg, &device, &label, &opts));
+            results.push(backend::on_compute_pool(kind, || {
+                bench::run(&cfg, &device, &label, &opts)
+            }));
         }
     }
     if args.json {

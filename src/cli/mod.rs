@@ -17,6 +17,7 @@ pub mod train;
 
 use std::path::PathBuf;
 
+use crate::backend;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -137,22 +138,39 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let b = &cli.backend;
     match cli.command {
         Some(Cmd::Train(a)) => train::run(a, b),
-        Some(Cmd::Sample(a)) => sample::run(a, b),
-        Some(Cmd::Eval(a)) => eval::run(a, b),
-        Some(Cmd::Denoise(a)) => denoise::run(a, b),
+        Some(Cmd::Sample(a)) => on_compute_pool(b, || sample::run(a, b)),
+        Some(Cmd::Eval(a)) => on_compute_pool(b, || eval::run(a, b)),
+        Some(Cmd::Denoise(a)) => on_compute_pool(b, || denoise::run(a, b)),
         Some(Cmd::Metrics(a)) => metrics::run(a),
         Some(Cmd::Info(a)) => info::run(a),
         Some(Cmd::Runs(a)) => runs::run(a),
         Some(Cmd::Sweep(a)) => sweep::run(a, b),
         Some(Cmd::SweepPoint(a)) => sweep::run_point(a, b),
         Some(Cmd::Bench(a)) => bench::run(a, b),
-        Some(Cmd::Classifier(a)) => classifier::run(a, b),
+        Some(Cmd::Classifier(a)) => on_compute_pool(b, || classifier::run(a, b)),
         #[cfg(feature = "gui")]
         Some(Cmd::Screenshot(a)) => gui::screenshot(a, &cli.window),
         #[cfg(feature = "gui")]
         Some(Cmd::BenchUi(a)) => gui::bench_ui(a, b),
         // No sub-command opens the workbench.
         None => gui::workbench(&cli.window, b),
+    }
+}
+
+/// Run a command that computes on one of the backend's pool threads
+/// (`backend::on_compute_pool`), the pool sized first. An unknown backend
+/// runs in place, where the command reports it.
+fn on_compute_pool<R: Send>(b: &BackendArgs, f: impl FnOnce() -> R + Send) -> R {
+    let kind = match &b.backend {
+        Some(name) => backend::BackendKind::parse(name),
+        None => Ok(backend::default_backend()),
+    };
+    match kind {
+        Ok(kind) => {
+            backend::set_threads(kind, b.threads);
+            backend::on_compute_pool(kind, f)
+        }
+        Err(_) => f(),
     }
 }
 

@@ -190,9 +190,14 @@ impl Worker {
                 let tx = ev_tx.clone();
                 // After a panic the run's last complete checkpoint is still on disk.
                 let saved = job.run_dir.join(CHECKPOINT);
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(job, ev_tx, cmd_rx)
-                }));
+                let kind = crate::backend::BackendKind::parse(&job.backend_name);
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
+                        Ok(kind) => {
+                            crate::backend::on_compute_pool(kind, || run(job, ev_tx, cmd_rx))
+                        }
+                        Err(_) => run(job, ev_tx, cmd_rx),
+                    }));
                 let failure = match outcome {
                     Ok(Ok(_)) => None,
                     Ok(Err((e, checkpoint))) => Some((e.to_string(), checkpoint)),
