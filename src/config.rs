@@ -98,6 +98,12 @@ pub struct DiffusionConfig {
     /// by "no class", so one model is conditional and unconditional.
     #[serde(default = "default_cond_drop")]
     pub cond_drop: f64,
+    /// Min-SNR-γ loss weighting (Hang et al. 2023): each sample's noise
+    /// error is weighted by min(SNR_t, γ) / SNR_t, so the many nearly
+    /// noiseless timesteps, which are easy, stop dominating the gradient.
+    /// 0 keeps the plain mean squared error.
+    #[serde(default)]
+    pub min_snr_gamma: f64,
 }
 
 fn default_cond_drop() -> f64 {

@@ -321,6 +321,13 @@ impl ExperimentConfig {
             }
         }
         r.float("diffusion.cond_drop", d.cond_drop, 0.0, 1.0, (true, false));
+        r.float(
+            "diffusion.min_snr_gamma",
+            d.min_snr_gamma,
+            0.0,
+            1e3,
+            (false, false),
+        );
         if self.unet.classes != 0 && self.unet.classes != 10 {
             r.bad(
                 "unet.classes",

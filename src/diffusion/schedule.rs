@@ -49,6 +49,18 @@ impl NoiseSchedule {
         t.map_or(1.0, |t| self.alpha_bars[t])
     }
 
+    /// Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t) of x_t.
+    pub fn snr(&self, t: usize) -> f64 {
+        self.alpha_bars[t] / (1.0 - self.alpha_bars[t])
+    }
+
+    /// The Min-SNR-γ weight of a noise-prediction loss at t: min(SNR_t,
+    /// γ) / SNR_t, which is 1 where the noise dominates and falls as 1/SNR
+    /// on the nearly clean steps.
+    pub fn min_snr_weight(&self, t: usize, gamma: f64) -> f64 {
+        (gamma / self.snr(t)).min(1.0)
+    }
+
     /// Posterior variance β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t).
     pub fn posterior_variance(&self, t: usize) -> f64 {
         let prev = self.alpha_bar(t.checked_sub(1));
@@ -91,6 +103,21 @@ pub fn betas(kind: BetaSchedule, steps: usize, start: f64, end: f64) -> Vec<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_snr_weights_only_the_steps_above_gamma() {
+        let s = NoiseSchedule::from_betas(betas(BetaSchedule::Cosine, 1000, 1e-4, 0.02));
+        // t = 0 is nearly clean (SNR in the thousands), t = T − 1 pure noise.
+        assert!(s.snr(0) > 1000.0 && s.snr(999) < 1e-3);
+        let w0 = s.min_snr_weight(0, 5.0);
+        assert!((w0 - 5.0 / s.snr(0)).abs() < 1e-12 && w0 < 0.005);
+        assert_eq!(s.min_snr_weight(999, 5.0), 1.0);
+        // Weights fall monotonically towards the clean end.
+        let w: Vec<f64> = (0..1000).map(|t| s.min_snr_weight(t, 5.0)).collect();
+        assert!(w.windows(2).all(|p| p[0] <= p[1]));
+        let switch = w.iter().position(|&v| v == 1.0).unwrap();
+        assert!(s.snr(switch) <= 5.0 && s.snr(switch - 1) > 5.0);
+    }
 
     #[test]
     fn linear_matches_torch_linspace() {

@@ -126,7 +126,19 @@ pub fn run(ctx: &mut Ctx, ae: &Autoencoder) -> Result<Outcome, TrainError> {
                 .collect::<Vec<usize>>()
         });
         let predicted = unet.forward_classes(x_t.autodiff(), &ts, labels.as_deref());
-        let loss = mse(predicted, noise.autodiff());
+        let gamma = cfg.diffusion.min_snr_gamma;
+        let loss = if gamma > 0.0 {
+            // w·(ε̂ − ε)² as (√w·ε̂ − √w·ε)², so the fused MSE still applies.
+            let root_w: Vec<f32> = ts
+                .iter()
+                .map(|&t| schedule.min_snr_weight(t, gamma).sqrt() as f32)
+                .collect();
+            let root_w = Tensor::<4>::from_data(TensorData::new(root_w, [n, 1, 1, 1]), &ctx.device)
+                .autodiff();
+            mse(predicted * root_w.clone(), noise.autodiff() * root_w)
+        } else {
+            mse(predicted, noise.autodiff())
+        };
         let lr = lr_at(&cfg.diffusion_training, step, stage.plan.total_steps);
         let (updated, weights) = optim.step(lr, unet, &loss.backward());
         unet = updated;
