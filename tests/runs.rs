@@ -106,7 +106,7 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
     assert_eq!(kept["test_images"], 1000, "the whole test split");
     assert_eq!(
         (kept["sampler"].as_str(), kept["steps"].as_u64()),
-        (Some("ddim"), Some(5))
+        (Some("dpmpp"), Some(5))
     );
     assert_eq!(kept["seed"], 0);
     assert_eq!(
@@ -155,7 +155,7 @@ fn a_finished_run_keeps_its_final_scores_and_eval_never_replaces_them() {
         close("cfid") && close("confidence") && close("psnr"),
         "{v} vs {kept}"
     );
-    assert!(dir.join("evals/ddim-5-0.json").is_file());
+    assert!(dir.join("evals/dpmpp-5-0.json").is_file());
     assert_eq!(
         std::fs::read_to_string(dir.join("eval.json")).unwrap(),
         text
