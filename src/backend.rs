@@ -264,6 +264,15 @@ pub fn on_compute_pool<R: Send>(backend: BackendKind, f: impl FnOnce() -> R + Se
     }
 }
 
+/// `on_compute_pool` for a backend given by name; an unknown name runs in
+/// place (whoever uses the name reports it).
+pub fn on_compute_pool_named<R: Send>(backend: &str, f: impl FnOnce() -> R + Send) -> R {
+    match BackendKind::parse(backend) {
+        Ok(kind) => on_compute_pool(kind, f),
+        Err(_) => f(),
+    }
+}
+
 /// Set the CPU thread count of the chosen backend (0 = leave the default).
 /// flex uses rayon's global pool, which can only be sized before first use.
 pub fn set_threads(backend: BackendKind, threads: usize) {

@@ -190,14 +190,10 @@ impl Worker {
                 let tx = ev_tx.clone();
                 // After a panic the run's last complete checkpoint is still on disk.
                 let saved = job.run_dir.join(CHECKPOINT);
-                let kind = crate::backend::BackendKind::parse(&job.backend_name);
-                let outcome =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
-                        Ok(kind) => {
-                            crate::backend::on_compute_pool(kind, || run(job, ev_tx, cmd_rx))
-                        }
-                        Err(_) => run(job, ev_tx, cmd_rx),
-                    }));
+                let backend = job.backend_name.clone();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::backend::on_compute_pool_named(&backend, || run(job, ev_tx, cmd_rx))
+                }));
                 let failure = match outcome {
                     Ok(Ok(_)) => None,
                     Ok(Err((e, checkpoint))) => Some((e.to_string(), checkpoint)),

@@ -299,6 +299,7 @@ impl App {
             (Some(source), Ok(device)) => Ok(work::Generate {
                 source,
                 device,
+                backend: self.backend_name(),
                 n: job.n,
                 seed: job.seed,
                 sampling: job.sampling.clone(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 
-use super::jobs::{CancelFlag, Job, JobResult, Jobs, LocatedData, Requester, Subset};
+use super::jobs::{CancelFlag, Job, JobResult, Jobs, LocatedData, Reply, Requester, Subset};
 use super::session::Curves;
 use crate::config::{SamplerKind, SamplingConfig};
 use crate::data::{self, DatasetKind};
@@ -143,6 +143,8 @@ impl ModelSource {
 pub struct Generate {
     pub source: ModelSource,
     pub device: Device,
+    /// The backend's name, to sample on a compute pool of its own.
+    pub backend: String,
     pub n: usize,
     pub seed: u64,
     pub sampling: SamplingConfig,
@@ -163,37 +165,50 @@ fn request(g: &Generate, initial: Vec<f32>, n: usize, clip_x0: Option<f32>) -> S
 /// app caches the decoded frames so scrubbing never recomputes anything.
 pub fn generate(jobs: &Jobs, requester: Requester, ticket: u64, g: Generate, cancel: CancelFlag) {
     jobs.spawn(Job::Sampling(requester), move |reply| {
-        let model = g.source.load(&g.device)?;
-        let dim = model.cfg.autoencoder.latent_dim;
-        // The same x_T the sampler would draw, made explicit so that
-        // interpolation can start from it.
-        let initial = Rng::derive(g.seed, "sampling").normals(g.n * dim);
-        let mut req = request(&g, initial.clone(), g.n, model.state.latent_bound);
-        let visits = sampler::visited_timesteps(&model.schedule, &req);
-        if g.capture {
-            req.capture = Capture::spread(&visits, crate::pipeline::capture_cap(g.n, dim));
-        }
-        let (images, frames) = model
-            .generate(&req, &mut |done, total| {
-                reply.send(JobResult::Progress {
-                    job: Job::Sampling(requester),
-                    done,
-                    total,
-                });
-                !cancel.is_cancelled()
-            })
-            .map_err(|e| e.to_string())?;
-        reply.send(JobResult::Generated {
-            requester,
-            ticket,
-            images,
-            frames,
-            initial,
-            latent_dim: dim,
-            visited: visits.len(),
-        });
-        Ok(())
+        let backend = g.backend.clone();
+        crate::backend::on_compute_pool_named(&backend, || {
+            generate_now(reply, requester, ticket, g, cancel)
+        })
     });
+}
+
+fn generate_now(
+    reply: &Reply,
+    requester: Requester,
+    ticket: u64,
+    g: Generate,
+    cancel: CancelFlag,
+) -> Result<(), String> {
+    let model = g.source.load(&g.device)?;
+    let dim = model.cfg.autoencoder.latent_dim;
+    // The same x_T the sampler would draw, made explicit so that
+    // interpolation can start from it.
+    let initial = Rng::derive(g.seed, "sampling").normals(g.n * dim);
+    let mut req = request(&g, initial.clone(), g.n, model.state.latent_bound);
+    let visits = sampler::visited_timesteps(&model.schedule, &req);
+    if g.capture {
+        req.capture = Capture::spread(&visits, crate::pipeline::capture_cap(g.n, dim));
+    }
+    let (images, frames) = model
+        .generate(&req, &mut |done, total| {
+            reply.send(JobResult::Progress {
+                job: Job::Sampling(requester),
+                done,
+                total,
+            });
+            !cancel.is_cancelled()
+        })
+        .map_err(|e| e.to_string())?;
+    reply.send(JobResult::Generated {
+        requester,
+        ticket,
+        images,
+        frames,
+        initial,
+        latent_dim: dim,
+        visited: visits.len(),
+    });
+    Ok(())
 }
 
 /// Spherical interpolation between two noise vectors.
@@ -217,22 +232,36 @@ pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
 /// DDIM (η = 0), so the path in latent space is smooth.
 pub fn interpolate(jobs: &Jobs, ticket: u64, g: Generate, a: Vec<f32>, b: Vec<f32>, steps: usize) {
     jobs.spawn(Job::Interpolation, move |reply| {
-        let model = g.source.load(&g.device)?;
-        let steps = steps.max(2);
-        let initial: Vec<f32> = (0..steps)
-            .flat_map(|i| slerp(&a, &b, i as f32 / (steps - 1) as f32))
-            .collect();
-        let mut g = g;
-        g.sampling.sampler = SamplerKind::Ddim;
-        g.sampling.eta = 0.0;
-        g.capture = false;
-        let req = request(&g, initial, steps, model.state.latent_bound);
-        let (images, _) = model
-            .generate(&req, &mut |_, _| true)
-            .map_err(|e| e.to_string())?;
-        reply.send(JobResult::Interpolated { ticket, images });
-        Ok(())
+        let backend = g.backend.clone();
+        crate::backend::on_compute_pool_named(&backend, || {
+            interpolate_now(reply, ticket, g, a, b, steps)
+        })
     });
+}
+
+fn interpolate_now(
+    reply: &Reply,
+    ticket: u64,
+    g: Generate,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    steps: usize,
+) -> Result<(), String> {
+    let model = g.source.load(&g.device)?;
+    let steps = steps.max(2);
+    let initial: Vec<f32> = (0..steps)
+        .flat_map(|i| slerp(&a, &b, i as f32 / (steps - 1) as f32))
+        .collect();
+    let mut g = g;
+    g.sampling.sampler = SamplerKind::Ddim;
+    g.sampling.eta = 0.0;
+    g.capture = false;
+    let req = request(&g, initial, steps, model.state.latent_bound);
+    let (images, _) = model
+        .generate(&req, &mut |_, _| true)
+        .map_err(|e| e.to_string())?;
+    reply.send(JobResult::Interpolated { ticket, images });
+    Ok(())
 }
 
 /// Decode one (unscaled) encoder latent with the run's autoencoder.
