@@ -17,8 +17,9 @@ pub mod train;
 
 use std::path::PathBuf;
 
-use crate::backend;
 use clap::{Args, Parser, Subcommand};
+
+use crate::backend;
 
 #[derive(Debug, Parser)]
 #[command(

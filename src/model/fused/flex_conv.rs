@@ -527,8 +527,8 @@ fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
                     gather(s, g.c_small, px, gathered);
                     gathered
                 };
-                let shape = [rows, g.c_small, ld];
-                gemm(shape, &mut dw, g.c_small, false, cols, [ld, 1], small_m, [1, ld]);
+                let (shape, ldw) = ([rows, g.c_small, ld], g.c_small);
+                gemm(shape, &mut dw, ldw, false, cols, [ld, 1], small_m, [1, ld]);
             });
             dw
         })
