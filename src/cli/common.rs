@@ -12,10 +12,7 @@ use crate::data::{self, Dataset, DatasetKind};
 
 /// The backend and device named on the command line (defaults: flex, auto).
 pub fn device(args: &BackendArgs) -> Result<(BackendKind, Device), CliError> {
-    let kind = match &args.backend {
-        Some(name) => BackendKind::parse(name)?,
-        None => backend::default_backend(),
-    };
+    let kind = args.kind()?;
     backend::set_threads(kind, args.threads);
     let device = backend::select(kind, &args.device)?;
     Ok((kind, device))

@@ -100,15 +100,8 @@ pub fn workbench(args: &WindowArgs, b: &BackendArgs) -> Result<(), CliError> {
     prefer_inline_software_rendering();
     crate::backend::reserve_cpu_for_window();
     let renderer = renderer(&args.renderer)?;
-    if let Some(name) = &b.backend {
-        crate::backend::BackendKind::parse(name)?;
-    }
-    if let Ok(kind) = b.backend.as_deref().map_or(
-        Ok(crate::backend::default_backend()),
-        crate::backend::BackendKind::parse,
-    ) {
-        crate::backend::set_threads(kind, crate::backend::threads_beside_window(b.threads));
-    }
+    let kind = b.kind()?;
+    crate::backend::set_threads(kind, crate::backend::threads_beside_window(b.threads));
     let opts = crate::ui::AppOptions {
         runs_dir: args.runs_dir.clone(),
         ..Default::default()

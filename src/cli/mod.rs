@@ -50,6 +50,16 @@ pub struct BackendArgs {
     pub threads: usize,
 }
 
+impl BackendArgs {
+    /// The backend named by `--backend`, or the build's default.
+    pub fn kind(&self) -> Result<backend::BackendKind, backend::BackendError> {
+        match &self.backend {
+            Some(name) => backend::BackendKind::parse(name),
+            None => Ok(backend::default_backend()),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Train the autoencoder, then the latent diffusion model.
@@ -162,11 +172,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// (`backend::on_compute_pool`), the pool sized first. An unknown backend
 /// runs in place, where the command reports it.
 fn on_compute_pool<R: Send>(b: &BackendArgs, f: impl FnOnce() -> R + Send) -> R {
-    let kind = match &b.backend {
-        Some(name) => backend::BackendKind::parse(name),
-        None => Ok(backend::default_backend()),
-    };
-    match kind {
+    match b.kind() {
         Ok(kind) => {
             backend::set_threads(kind, b.threads);
             backend::on_compute_pool(kind, f)
