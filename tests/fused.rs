@@ -260,7 +260,8 @@ fn convolutions_match_burn_forward_and_gradients() {
         // 28×28 and 14×14 maps, the U-Net's 8×8 to 2×2, 1×1 convolutions
         // (skips, channel attention on pooled maps); batch 19 leaves flex's
         // kernels a remainder chunk, batch 1 takes their in-place path, and
-        // maps 8 wide and wider their row-copy path.
+        // same-size stride-1 convolutions (7×7 to 28×28, and 2×2) their
+        // masked flat copies; strides take the tap table.
         for (cin, cout, k, stride, bias, side, batch) in [
             (1, 16, 3, 1, true, 8, 3),
             (1, 16, 3, 2, true, 28, 2),

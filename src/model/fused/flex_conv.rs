@@ -21,7 +21,6 @@
 //! not depend on the thread count.
 
 use std::cell::RefCell;
-use std::ops::Range;
 
 use burn::backend::Flex;
 use burn::backend::TensorMetadata;
@@ -71,10 +70,20 @@ impl Geometry {
     fn pointwise(&self) -> bool {
         self.k == [1, 1] && self.stride == [1, 1] && self.pad == [0, 0]
     }
-    /// Stride-1 maps wide enough that copying whole rows beats the tap
-    /// table's gathers.
-    fn by_rows(&self) -> bool {
-        self.stride == [1, 1] && self.ow >= 12
+    /// A stride-1 convolution whose output is as large as its input (3×3,
+    /// padding 1): every tap reads the input at one flat offset from each
+    /// output pixel.
+    fn same(&self) -> bool {
+        self.stride == [1, 1] && self.oh == self.h && self.ow == self.w
+    }
+    /// Zeros before a channel in `Walk::Flat`'s plane: the farthest any tap
+    /// reaches back, ph·w + pw.
+    fn lead(&self) -> usize {
+        self.pad[0] * self.w + self.pad[1]
+    }
+    /// Where tap `kk` = ki·kw + kj starts reading in that plane.
+    fn flat_start(&self, kk: usize) -> usize {
+        (kk / self.k[1]) * self.w + kk % self.k[1]
     }
     /// Images per chunk, from the shapes alone (determinism): about
     /// `COLUMNS` output pixels, but at least `MIN_CHUNKS` chunks when the
@@ -162,17 +171,16 @@ thread_local! {
 }
 
 thread_local! {
-    /// One channel plus a trailing slot for the tap table's padding taps.
+    /// One channel, with the slots or margins its walk reads as padding.
     static PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Run `f` with a plane of `len` + 1 values whose last is 0.
+/// Run `f` with a plane of `len` values (left as the last call had them).
 fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     PLANE.with(|p| {
         let plane = &mut *p.borrow_mut();
-        plane.resize(len + 1, 0.0);
-        plane[len] = 0.0;
-        f(plane)
+        plane.resize(len, 0.0);
+        f(&mut plane[..len])
     })
 }
 
@@ -190,19 +198,29 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
     })
 }
 
-/// For every kernel offset (ki, kj) and output pixel, the input pixel it
-/// reads, or h·w (one past the plane: a zero) in the padding: [kh·kw,
-/// oh·ow]. Built once per call, it turns im2col and col2im into gathers
-/// and scatters without branches, which on 2×2 and 4×4 maps, where most
-/// taps touch the border, beat any loop over rows. Empty where the row
-/// path (`by_rows`) does the work instead.
-fn taps(g: &Geometry) -> Vec<u32> {
-    if g.by_rows() {
-        return Vec::new();
-    }
+/// How im2col and col2im visit an image, chosen from the shapes alone.
+enum Walk {
+    /// Same-size stride-1 convolutions: tap (ki, kj) reads the channel at
+    /// one flat offset, (ki − ph)·w + kj − pw, from every output pixel, so
+    /// a column row is one contiguous, vectorised copy out of a plane with
+    /// zero margins, masked where a tap wrapped around a row's end. Holds
+    /// those masks (all ones or all zeros), [kh·kw, oh·ow]. It replaced a
+    /// gather per value (and, on maps 12 and wider, a copy per row):
+    /// sampling +25–45%, U-Net training +10–40%.
+    Flat(Vec<u32>),
+    /// The rest (strides, valid convolutions): for every kernel offset and
+    /// output pixel the input pixel it reads, or h·w (one past the plane: a zero)
+    /// in the padding, [kh·kw, oh·ow]. Branch-free gathers and scatters,
+    /// which on 2×2 and 4×4 maps, where most taps touch the border, beat
+    /// any loop over rows.
+    Taps(Vec<u32>),
+}
+
+fn walk(g: &Geometry) -> Walk {
+    let same = g.same();
     let [kh, kw] = g.k;
+    let mut table = Vec::with_capacity(kh * kw * g.pixels());
     let padding = (g.h * g.w) as u32;
-    let mut taps = Vec::with_capacity(kh * kw * g.pixels());
     for ki in 0..kh {
         for kj in 0..kw {
             for oy in 0..g.oh {
@@ -213,93 +231,40 @@ fn taps(g: &Geometry) -> Vec<u32> {
                     let ix = (ox * g.stride[1] + kj)
                         .checked_sub(g.pad[1])
                         .filter(|&x| x < g.w);
-                    taps.push(match (iy, ix) {
-                        (Some(y), Some(x)) => (y * g.w + x) as u32,
+                    table.push(match (iy, ix, same) {
+                        (Some(_), Some(_), true) => !0,
+                        (_, _, true) => 0,
+                        (Some(y), Some(x), false) => (y * g.w + x) as u32,
                         _ => padding,
                     });
                 }
             }
         }
     }
-    taps
+    if same { Walk::Flat(table) } else { Walk::Taps(table) }
 }
 
 /// Columns [col0, col0 + oh·ow) of `cols` (row length `ld`) from one image.
-fn im2col(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
-    if g.by_rows() {
-        im2col_rows(g, img, cols, ld, col0);
-    } else {
-        im2col_taps(g, taps, img, cols, ld, col0);
+fn im2col(g: &Geometry, walk: &Walk, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+    match walk {
+        Walk::Flat(masks) => im2col_flat(g, masks, img, cols, ld, col0),
+        Walk::Taps(taps) => im2col_taps(g, taps, img, cols, ld, col0),
     }
 }
 
 /// Add columns [col0, col0 + oh·ow) of `cols` back into one image.
-fn col2im(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
-    if g.by_rows() {
-        col2im_rows(g, cols, ld, col0, img);
-    } else {
-        col2im_taps(g, taps, cols, ld, col0, img);
+fn col2im(g: &Geometry, walk: &Walk, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+    match walk {
+        Walk::Flat(masks) => col2im_flat(g, masks, cols, ld, col0, img),
+        Walk::Taps(taps) => col2im_taps(g, taps, cols, ld, col0, img),
     }
-}
-
-/// Output columns [lo, hi) whose tap at kernel offset `k` lands inside a
-/// stride-1 row of `size` pixels.
-fn inside(k: usize, pad: usize, size: usize, out: usize) -> (usize, usize) {
-    let lo = pad.saturating_sub(k).min(out);
-    let hi = (size + pad).saturating_sub(k).min(out).max(lo);
-    (lo, hi)
-}
-
-/// The walk im2col and col2im share on a stride-1 convolution: for every
-/// column row (c, ki, kj) and output row oy, `f(row, oy, lo..hi, at)`
-/// where output columns lo..hi read the image from index `at` on. Rows
-/// that read only padding come with an empty range (and `at` 0).
-fn stride1_spans(g: &Geometry, mut f: impl FnMut(usize, usize, Range<usize>, usize)) {
-    let [kh, kw] = g.k;
-    let [ph, pw] = g.pad;
-    for c in 0..g.c_big {
-        for ki in 0..kh {
-            let (y_lo, y_hi) = inside(ki, ph, g.h, g.oh);
-            for kj in 0..kw {
-                let (x_lo, x_hi) = inside(kj, pw, g.w, g.ow);
-                let row = (c * kh + ki) * kw + kj;
-                for oy in 0..g.oh {
-                    if (y_lo..y_hi).contains(&oy) && x_lo < x_hi {
-                        let at = (c * g.h + oy + ki - ph) * g.w + x_lo + kj - pw;
-                        f(row, oy, x_lo..x_hi, at);
-                    } else {
-                        f(row, oy, 0..0, 0);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// im2col for a stride-1 convolution: each output row is one slice copy.
-fn im2col_rows(g: &Geometry, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
-    stride1_spans(g, |row, oy, span, at| {
-        let d = &mut cols[row * ld + col0 + oy * g.ow..][..g.ow];
-        d[..span.start].fill(0.0);
-        d[span.end..].fill(0.0);
-        let len = span.len();
-        d[span].copy_from_slice(&img[at..at + len]);
-    });
-}
-
-/// col2im for a stride-1 convolution: each output row is one slice add.
-fn col2im_rows(g: &Geometry, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
-    stride1_spans(g, |row, oy, span, at| {
-        let s = &cols[row * ld + col0 + oy * g.ow..][span];
-        let d = &mut img[at..at + s.len()];
-        d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
-    });
 }
 
 /// im2col through the tap table (any stride; best on small maps).
 fn im2col_taps(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
     let (px, plane_len) = (g.pixels(), g.h * g.w);
-    with_plane(plane_len, |plane| {
+    with_plane(plane_len + 1, |plane| {
+        plane[plane_len] = 0.0;
         for (c, channel) in img.chunks_exact(plane_len).enumerate() {
             plane[..plane_len].copy_from_slice(channel);
             for (kk, tap) in taps.chunks_exact(px).enumerate() {
@@ -317,7 +282,7 @@ fn im2col_taps(g: &Geometry, taps: &[u32], img: &[f32], cols: &mut [f32], ld: us
 fn col2im_taps(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
     let (px, plane_len) = (g.pixels(), g.h * g.w);
     // Padding taps land in the extra slot, which is then dropped.
-    with_plane(plane_len, |plane| {
+    with_plane(plane_len + 1, |plane| {
         for (c, channel) in img.chunks_exact_mut(plane_len).enumerate() {
             plane[..plane_len].copy_from_slice(channel);
             for (kk, tap) in taps.chunks_exact(px).enumerate() {
@@ -328,6 +293,64 @@ fn col2im_taps(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize,
                 }
             }
             channel.copy_from_slice(&plane[..plane_len]);
+        }
+    });
+}
+
+/// Run `f` with a plane of a channel between `Walk::Flat`'s zero margins;
+/// `f` gets the plane and where the channel starts in it.
+fn with_margined_plane<R>(g: &Geometry, f: impl FnOnce(&mut [f32], usize) -> R) -> R {
+    let (lead, len) = (g.lead(), g.h * g.w);
+    // The last tap starts at (kh − 1)·w + kw − 1 and reads len values.
+    let total = g.flat_start(g.k[0] * g.k[1] - 1) + len;
+    with_plane(total, |plane| {
+        plane[..lead].fill(0.0);
+        plane[lead + len..].fill(0.0);
+        f(plane, lead)
+    })
+}
+
+fn masked_copy_slice(src: &[f32], mask: &[u32], dst: &mut [f32]) {
+    for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
+        *d = f32::from_bits(s.to_bits() & m);
+    }
+}
+
+fn masked_add_slice(src: &[f32], mask: &[u32], dst: &mut [f32]) {
+    for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
+        *d += f32::from_bits(s.to_bits() & m);
+    }
+}
+
+multiversion!(masked_copy, masked_copy_slice, (src: &[f32], mask: &[u32], dst: &mut [f32]));
+multiversion!(masked_add, masked_add_slice, (src: &[f32], mask: &[u32], dst: &mut [f32]));
+
+/// im2col of a same-size stride-1 convolution: one masked copy per row.
+fn im2col_flat(g: &Geometry, masks: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+    let (px, len, taps) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1]);
+    with_margined_plane(g, |plane, lead| {
+        for (c, channel) in img.chunks_exact(len).enumerate() {
+            plane[lead..lead + len].copy_from_slice(channel);
+            for (kk, mask) in masks.chunks_exact(px).enumerate() {
+                let src = &plane[g.flat_start(kk)..][..px];
+                masked_copy(src, mask, &mut cols[(c * taps + kk) * ld + col0..][..px]);
+            }
+        }
+    });
+}
+
+/// col2im of a same-size stride-1 convolution: one masked add per row.
+/// Masked values add +0.0, to the margins or to pixels they do not reach.
+fn col2im_flat(g: &Geometry, masks: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+    let (px, len, taps) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1]);
+    with_margined_plane(g, |plane, lead| {
+        for (c, channel) in img.chunks_exact_mut(len).enumerate() {
+            plane[lead..lead + len].copy_from_slice(channel);
+            for (kk, mask) in masks.chunks_exact(px).enumerate() {
+                let src = &cols[(c * taps + kk) * ld + col0..][..px];
+                masked_add(src, mask, &mut plane[g.flat_start(kk)..][..px]);
+            }
+            channel.copy_from_slice(&plane[lead..lead + len]);
         }
     });
 }
@@ -418,7 +441,7 @@ fn add_bias(images: &mut [f32], bias: &[f32], pixels: usize) {
 
 /// im2col of a chunk of images into `cols` [C_big·kh·kw, ld]; or, for a
 /// single image of a 1×1 convolution, the image itself.
-fn columns<'a>(g: &Geometry, taps: &[u32], images: &'a [f32], cols: &'a mut [f32]) -> &'a [f32] {
+fn columns<'a>(g: &Geometry, walk: &Walk, images: &'a [f32], cols: &'a mut [f32]) -> &'a [f32] {
     let n = images.len() / g.big_len();
     let (px, ld) = (g.pixels(), n * g.pixels());
     if g.pointwise() {
@@ -428,7 +451,7 @@ fn columns<'a>(g: &Geometry, taps: &[u32], images: &'a [f32], cols: &'a mut [f32
         gather(images, g.c_big, px, cols);
     } else {
         for (b, img) in images.chunks(g.big_len()).enumerate() {
-            im2col(g, taps, img, cols, ld, b * px);
+            im2col(g, walk, img, cols, ld, b * px);
         }
     }
     cols
@@ -437,7 +460,7 @@ fn columns<'a>(g: &Geometry, taps: &[u32], images: &'a [f32], cols: &'a mut [f32
 /// small = Wm · im2col(big) (+ bias per small channel).
 fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let mut small = vec![0.0; g.batch * g.small_len()];
-    let (rows, px, nb, taps) = (g.rows(), g.pixels(), g.chunk(), taps(g));
+    let (rows, px, nb, walk) = (g.rows(), g.pixels(), g.chunk(), walk(g));
     small
         .par_chunks_mut(nb * g.small_len())
         .zip(big.par_chunks(nb * g.big_len()))
@@ -447,7 +470,7 @@ fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -
             // One image: the GEMM writes it in place, no gather or scatter.
             let product = if n == 1 { 0 } else { g.c_small * ld };
             with_scratch(rows * ld, product, |cols, prod| {
-                let cols = columns(g, &taps, inp, cols);
+                let cols = columns(g, &walk, inp, cols);
                 let shape = [g.c_small, ld, rows];
                 if n == 1 {
                     gemm(shape, out, ld, false, wm, [rows, 1], cols, [ld, 1]);
@@ -466,7 +489,7 @@ fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -
 /// big = col2im(Wmᵀ · small) (+ bias per big channel).
 fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let mut big = vec![0.0; g.batch * g.big_len()];
-    let (rows, px, nb, taps) = (g.rows(), g.pixels(), g.chunk(), taps(g));
+    let (rows, px, nb, walk) = (g.rows(), g.pixels(), g.chunk(), walk(g));
     big.par_chunks_mut(nb * g.big_len())
         .zip(small.par_chunks(nb * g.small_len()))
         .for_each(|(out, inp)| {
@@ -491,7 +514,7 @@ fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>)
                     scatter(cols, g.c_big, px, out);
                 } else {
                     for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
-                        col2im(g, &taps, cols, ld, b * px, img);
+                        col2im(g, &walk, cols, ld, b * px, img);
                     }
                 }
             });
@@ -510,7 +533,7 @@ fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>)
 /// a 2-thread U-Net step); this way round it packs only `small`, 9× smaller
 /// for a 3×3 kernel, and reads the columns in place.
 fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
-    let (rows, px, nb, taps) = (g.rows(), g.pixels(), g.chunk(), taps(g));
+    let (rows, px, nb, walk) = (g.rows(), g.pixels(), g.chunk(), walk(g));
     let partials: Vec<Vec<f32>> = small
         .par_chunks(nb * g.small_len())
         .zip(big.par_chunks(nb * g.big_len()))
@@ -520,7 +543,7 @@ fn weight_grad(g: &Geometry, small: &[f32], big: &[f32]) -> Vec<f32> {
             let mut dw = vec![0.0; g.c_small * rows];
             let gathered_len = if n == 1 { 0 } else { g.c_small * ld };
             with_scratch(rows * ld, gathered_len, |cols, gathered| {
-                let cols = columns(g, &taps, b, cols);
+                let cols = columns(g, &walk, b, cols);
                 let small_m: &[f32] = if n == 1 {
                     s
                 } else {

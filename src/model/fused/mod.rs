@@ -352,6 +352,9 @@ mod autodiff;
 mod composed;
 pub mod conv;
 #[cfg(feature = "flex")]
+#[macro_use]
+mod multiversion;
+#[cfg(feature = "flex")]
 mod flex_conv;
 #[cfg(feature = "flex")]
 mod flex_norm;
