@@ -260,13 +260,15 @@ fn convolutions_match_burn_forward_and_gradients() {
         // 28×28 and 14×14 maps, the U-Net's 8×8 to 2×2, 1×1 convolutions
         // (skips, channel attention on pooled maps); batch 19 leaves flex's
         // kernels a remainder chunk, batch 1 takes their in-place path, and
-        // same-size stride-1 convolutions (7×7 to 28×28, and 2×2) their
-        // masked flat copies; strides take the tap table.
+        // maps exactly stride times the output (3×3 padding 1, 4×4 stride
+        // 2 on even maps) their phase planes; an odd map with stride 2
+        // takes the tap table.
         for (cin, cout, k, stride, bias, side, batch) in [
             (1, 16, 3, 1, true, 8, 3),
             (1, 16, 3, 2, true, 28, 2),
             (16, 32, 3, 2, true, 14, 2),
             (16, 32, 3, 2, true, 8, 3),
+            (8, 16, 3, 2, true, 7, 3),
             (8, 8, 3, 1, false, 7, 3),
             (16, 16, 3, 1, false, 14, 2),
             (32, 32, 3, 1, true, 2, 19),

@@ -70,20 +70,12 @@ impl Geometry {
     fn pointwise(&self) -> bool {
         self.k == [1, 1] && self.stride == [1, 1] && self.pad == [0, 0]
     }
-    /// A stride-1 convolution whose output is as large as its input (3×3,
-    /// padding 1): every tap reads the input at one flat offset from each
-    /// output pixel.
-    fn same(&self) -> bool {
-        self.stride == [1, 1] && self.oh == self.h && self.ow == self.w
-    }
-    /// Zeros before a channel in `Walk::Flat`'s plane: the farthest any tap
-    /// reaches back, ph·w + pw.
-    fn lead(&self) -> usize {
-        self.pad[0] * self.w + self.pad[1]
-    }
-    /// Where tap `kk` = ki·kw + kj starts reading in that plane.
-    fn flat_start(&self, kk: usize) -> usize {
-        (kk / self.k[1]) * self.w + kk % self.k[1]
+    /// The big side is exactly `stride` times the small one (3×3 padding 1
+    /// at any stride, 4×4 stride 2 padding 1 on even maps): split into
+    /// stride² phase planes of oh×ow pixels, every tap reads one of them at
+    /// one flat offset from each output pixel.
+    fn phased(&self) -> bool {
+        self.h == self.stride[0] * self.oh && self.w == self.stride[1] * self.ow
     }
     /// Images per chunk, from the shapes alone (determinism): about
     /// `COLUMNS` output pixels, but at least `MIN_CHUNKS` chunks when the
@@ -200,24 +192,32 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
 
 /// How im2col and col2im visit an image, chosen from the shapes alone.
 enum Walk {
-    /// Same-size stride-1 convolutions: tap (ki, kj) reads the channel at
-    /// one flat offset, (ki − ph)·w + kj − pw, from every output pixel, so
-    /// a column row is one contiguous, vectorised copy out of a plane with
-    /// zero margins, masked where a tap wrapped around a row's end. Holds
-    /// those masks (all ones or all zeros), [kh·kw, oh·ow]. It replaced a
-    /// gather per value (and, on maps 12 and wider, a copy per row):
-    /// sampling +25–45%, U-Net training +10–40%.
-    Flat(Vec<u32>),
-    /// The rest (strides, valid convolutions): for every kernel offset and
-    /// output pixel the input pixel it reads, or h·w (one past the plane: a zero)
-    /// in the padding, [kh·kw, oh·ow]. Branch-free gathers and scatters,
-    /// which on 2×2 and 4×4 maps, where most taps touch the border, beat
-    /// any loop over rows.
+    /// `Geometry::phased` shapes: a column row is one contiguous,
+    /// vectorised copy out of the channel's phase planes. It replaced a
+    /// gather per value: sampling +25–45%, U-Net training +10–40%.
+    Flat(Flat),
+    /// The rest: for every kernel offset and output pixel the input pixel
+    /// it reads, or h·w (one past the plane: a zero) in the padding,
+    /// [kh·kw, oh·ow]. Branch-free gathers and scatters.
     Taps(Vec<u32>),
 }
 
+/// A channel split into its phases [stride0·stride1, oh, ow] (for stride
+/// 1, the channel itself) between zero margins: tap (ki, kj) at output
+/// pixel p reads `starts[tap] + p`, which wraps around a phase row's end
+/// (or into the margins) exactly where the tap reads padding. The masks
+/// zero those reads.
+struct Flat {
+    /// [kh·kw, oh·ow]: all ones where the tap reads inside the image.
+    masks: Vec<u32>,
+    starts: Vec<usize>,
+    /// Where the first phase begins.
+    lead: usize,
+    /// The whole plane, margins included.
+    len: usize,
+}
+
 fn walk(g: &Geometry) -> Walk {
-    let same = g.same();
     let [kh, kw] = g.k;
     let mut table = Vec::with_capacity(kh * kw * g.pixels());
     let padding = (g.h * g.w) as u32;
@@ -231,23 +231,38 @@ fn walk(g: &Geometry) -> Walk {
                     let ix = (ox * g.stride[1] + kj)
                         .checked_sub(g.pad[1])
                         .filter(|&x| x < g.w);
-                    table.push(match (iy, ix, same) {
-                        (Some(_), Some(_), true) => !0,
-                        (_, _, true) => 0,
-                        (Some(y), Some(x), false) => (y * g.w + x) as u32,
+                    table.push(match (iy, ix) {
+                        (Some(y), Some(x)) => (y * g.w + x) as u32,
                         _ => padding,
                     });
                 }
             }
         }
     }
-    if same { Walk::Flat(table) } else { Walk::Taps(table) }
+    if !g.phased() {
+        return Walk::Taps(table);
+    }
+    let masks = table.iter().map(|&i| if i == padding { 0 } else { !0 }).collect();
+    // Tap offset ki − ph = stride·dy + phase row, likewise for columns.
+    let [s0, s1] = g.stride.map(|s| s as isize);
+    let offsets: Vec<isize> = (0..kh * kw)
+        .map(|kk| {
+            let (dy, dx) = ((kk / kw) as isize - g.pad[0] as isize, (kk % kw) as isize - g.pad[1] as isize);
+            let phase = dy.rem_euclid(s0) * s1 + dx.rem_euclid(s1);
+            phase * g.pixels() as isize + dy.div_euclid(s0) * g.ow as isize + dx.div_euclid(s1)
+        })
+        .collect();
+    let lead = (-offsets.iter().copied().min().unwrap_or(0)).max(0) as usize;
+    let starts: Vec<usize> = offsets.iter().map(|&o| (lead as isize + o) as usize).collect();
+    let phases = g.stride[0] * g.stride[1] * g.pixels();
+    let len = starts.iter().map(|&s| s + g.pixels()).fold(lead + phases, usize::max);
+    Walk::Flat(Flat { masks, starts, lead, len })
 }
 
 /// Columns [col0, col0 + oh·ow) of `cols` (row length `ld`) from one image.
 fn im2col(g: &Geometry, walk: &Walk, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
     match walk {
-        Walk::Flat(masks) => im2col_flat(g, masks, img, cols, ld, col0),
+        Walk::Flat(flat) => im2col_flat(g, flat, img, cols, ld, col0),
         Walk::Taps(taps) => im2col_taps(g, taps, img, cols, ld, col0),
     }
 }
@@ -255,7 +270,7 @@ fn im2col(g: &Geometry, walk: &Walk, img: &[f32], cols: &mut [f32], ld: usize, c
 /// Add columns [col0, col0 + oh·ow) of `cols` back into one image.
 fn col2im(g: &Geometry, walk: &Walk, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
     match walk {
-        Walk::Flat(masks) => col2im_flat(g, masks, cols, ld, col0, img),
+        Walk::Flat(flat) => col2im_flat(g, flat, cols, ld, col0, img),
         Walk::Taps(taps) => col2im_taps(g, taps, cols, ld, col0, img),
     }
 }
@@ -297,62 +312,115 @@ fn col2im_taps(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize,
     });
 }
 
-/// Run `f` with a plane of a channel between `Walk::Flat`'s zero margins;
-/// `f` gets the plane and where the channel starts in it.
-fn with_margined_plane<R>(g: &Geometry, f: impl FnOnce(&mut [f32], usize) -> R) -> R {
-    let (lead, len) = (g.lead(), g.h * g.w);
-    // The last tap starts at (kh − 1)·w + kw − 1 and reads len values.
-    let total = g.flat_start(g.k[0] * g.k[1] - 1) + len;
-    with_plane(total, |plane| {
-        plane[..lead].fill(0.0);
-        plane[lead + len..].fill(0.0);
-        f(plane, lead)
+/// Run `f` with `Walk::Flat`'s plane, margins zeroed.
+fn with_flat_plane<R>(g: &Geometry, flat: &Flat, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let phases = g.stride[0] * g.stride[1] * g.pixels();
+    with_plane(flat.len, |plane| {
+        plane[..flat.lead].fill(0.0);
+        plane[flat.lead + phases..].fill(0.0);
+        f(plane)
     })
 }
 
-fn masked_copy_slice(src: &[f32], mask: &[u32], dst: &mut [f32]) {
-    for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
-        *d = f32::from_bits(s.to_bits() & m);
+/// A channel [h, w] into its phases [s0·s1, oh, ow] (see `Flat`).
+#[inline(always)] // into each of multiversion!'s copies
+fn split_phases(g: &Geometry, channel: &[f32], phases: &mut [f32]) {
+    let ([s0, s1], px) = (g.stride, g.pixels());
+    if s0 == 1 && s1 == 1 {
+        phases[..px].copy_from_slice(channel);
+        return;
+    }
+    for (p, phase) in phases.chunks_exact_mut(px).take(s0 * s1).enumerate() {
+        let (py, px_) = (p / s1, p % s1);
+        for (r, out) in phase.chunks_exact_mut(g.ow).enumerate() {
+            let row = &channel[(r * s0 + py) * g.w..][..g.w];
+            for (c, o) in out.iter_mut().enumerate() {
+                *o = row[c * s1 + px_];
+            }
+        }
     }
 }
 
-fn masked_add_slice(src: &[f32], mask: &[u32], dst: &mut [f32]) {
-    for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
-        *d += f32::from_bits(s.to_bits() & m);
+/// The inverse of `split_phases`.
+#[inline(always)] // into each of multiversion!'s copies
+fn merge_phases(g: &Geometry, phases: &[f32], channel: &mut [f32]) {
+    let ([s0, s1], px) = (g.stride, g.pixels());
+    if s0 == 1 && s1 == 1 {
+        channel.copy_from_slice(&phases[..px]);
+        return;
+    }
+    for (p, phase) in phases.chunks_exact(px).take(s0 * s1).enumerate() {
+        let (py, px_) = (p / s1, p % s1);
+        for (r, src) in phase.chunks_exact(g.ow).enumerate() {
+            let row = &mut channel[(r * s0 + py) * g.w..][..g.w];
+            for (c, &v) in src.iter().enumerate() {
+                row[c * s1 + px_] = v;
+            }
+        }
     }
 }
 
-multiversion!(masked_copy, masked_copy_slice, (src: &[f32], mask: &[u32], dst: &mut [f32]));
-multiversion!(masked_add, masked_add_slice, (src: &[f32], mask: &[u32], dst: &mut [f32]));
-
-/// im2col of a same-size stride-1 convolution: one masked copy per row.
-fn im2col_flat(g: &Geometry, masks: &[u32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
-    let (px, len, taps) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1]);
-    with_margined_plane(g, |plane, lead| {
-        for (c, channel) in img.chunks_exact(len).enumerate() {
-            plane[lead..lead + len].copy_from_slice(channel);
-            for (kk, mask) in masks.chunks_exact(px).enumerate() {
-                let src = &plane[g.flat_start(kk)..][..px];
-                masked_copy(src, mask, &mut cols[(c * taps + kk) * ld + col0..][..px]);
-            }
-        }
-    });
+/// im2col of a phased convolution: one masked copy per column row.
+fn im2col_flat(g: &Geometry, flat: &Flat, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+    with_flat_plane(g, flat, |plane| im2col_flat_kernel(g, flat, plane, img, cols, ld, col0));
 }
 
-/// col2im of a same-size stride-1 convolution: one masked add per row.
-/// Masked values add +0.0, to the margins or to pixels they do not reach.
-fn col2im_flat(g: &Geometry, masks: &[u32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+/// col2im of a phased convolution: one masked add per column row. Masked
+/// values add +0.0, to the margins or to pixels the tap does not reach.
+fn col2im_flat(g: &Geometry, flat: &Flat, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+    with_flat_plane(g, flat, |plane| col2im_flat_kernel(g, flat, plane, cols, ld, col0, img));
+}
+
+multiversion!(im2col_flat_kernel, im2col_flat_body, (g: &Geometry, flat: &Flat, plane: &mut [f32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize));
+multiversion!(col2im_flat_kernel, col2im_flat_body, (g: &Geometry, flat: &Flat, plane: &mut [f32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]));
+
+// The kernel bodies take the plane as an argument and hold no closures: a
+// closure would not inherit multiversion!'s target features.
+#[inline(always)]
+fn im2col_flat_body(
+    g: &Geometry,
+    flat: &Flat,
+    plane: &mut [f32],
+    img: &[f32],
+    cols: &mut [f32],
+    ld: usize,
+    col0: usize,
+) {
     let (px, len, taps) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1]);
-    with_margined_plane(g, |plane, lead| {
-        for (c, channel) in img.chunks_exact_mut(len).enumerate() {
-            plane[lead..lead + len].copy_from_slice(channel);
-            for (kk, mask) in masks.chunks_exact(px).enumerate() {
-                let src = &cols[(c * taps + kk) * ld + col0..][..px];
-                masked_add(src, mask, &mut plane[g.flat_start(kk)..][..px]);
+    for (c, channel) in img.chunks_exact(len).enumerate() {
+        split_phases(g, channel, &mut plane[flat.lead..]);
+        for (kk, mask) in flat.masks.chunks_exact(px).enumerate() {
+            let src = &plane[flat.starts[kk]..][..px];
+            let dst = &mut cols[(c * taps + kk) * ld + col0..][..px];
+            for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
+                *d = f32::from_bits(s.to_bits() & m);
             }
-            channel.copy_from_slice(&plane[lead..lead + len]);
         }
-    });
+    }
+}
+
+#[inline(always)]
+fn col2im_flat_body(
+    g: &Geometry,
+    flat: &Flat,
+    plane: &mut [f32],
+    cols: &[f32],
+    ld: usize,
+    col0: usize,
+    img: &mut [f32],
+) {
+    let (px, len, taps) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1]);
+    for (c, channel) in img.chunks_exact_mut(len).enumerate() {
+        split_phases(g, channel, &mut plane[flat.lead..]);
+        for (kk, mask) in flat.masks.chunks_exact(px).enumerate() {
+            let src = &cols[(c * taps + kk) * ld + col0..][..px];
+            let dst = &mut plane[flat.starts[kk]..][..px];
+            for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
+                *d += f32::from_bits(s.to_bits() & m);
+            }
+        }
+        merge_phases(g, &plane[flat.lead..], channel);
+    }
 }
 
 /// dst [m, n] (row stride `ld_dst`) = lhs · rhs, or += when `accumulate`;

@@ -1,0 +1,85 @@
+//! One step of each seed model on flex, timed for kernel work: a sampling
+//! step (U-Net forward), a U-Net and an autoencoder training step (forward
+//! and backward, no optimizer). Each figure is the fastest and the median
+//! of many runs; on a shared machine the fastest moves least, so compare
+//! two builds by it, alternating them.
+//!
+//!   cargo bench --bench steps -- [--threads T] [--batch B] [--runs N]
+//!
+//! `latentlab bench` measures whole-recipe throughput instead.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use latentlab::backend::{BackendKind, on_compute_pool, select, set_threads, tune_allocator};
+use latentlab::config::ExperimentConfig;
+use latentlab::model::params::seeded;
+use latentlab::model::{Autoencoder, Unet};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        .unwrap_or(default)
+}
+
+/// Fastest and median milliseconds of `runs` calls, after two warm-ups.
+fn time(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    f();
+    let mut ms: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    (ms[0], ms[ms.len() / 2])
+}
+
+fn report(what: &str, batch: usize, (fastest, median): (f64, f64)) {
+    println!(
+        "{what:<18} {fastest:>9.2} ms {median:>9.2} ms {:>9.0} i/s",
+        batch as f64 * 1e3 / fastest
+    );
+}
+
+fn main() {
+    let (threads, batch, runs) = (arg("--threads", 1), arg("--batch", 256), arg("--runs", 20));
+    tune_allocator();
+    set_threads(BackendKind::Flex, threads);
+    let device = select(BackendKind::Flex, "cpu").expect("flex is the default backend");
+    let cfg = ExperimentConfig::preset("seed").expect("the seed preset");
+    let [c, h, w] = cfg.autoencoder.latent_shape;
+    println!("flex, {threads} thread(s), batch {batch}, fastest / median of {runs}");
+    println!("{:<18} {:>12} {:>12} {:>13}", "step", "fastest", "median", "at fastest");
+    on_compute_pool(BackendKind::Flex, || {
+        let ad = device.clone().autodiff();
+        let unet = seeded(&ad, 1, || Unet::new(&cfg.unet, c, &ad));
+        let steps: Vec<usize> = (0..batch).map(|i| i * 7 % 1000).collect();
+        let latents = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+
+        let sampler = unet.valid();
+        report("U-Net forward", batch, time(runs, || {
+            sampler.forward(latents.clone(), &steps).into_data();
+        }));
+        report("U-Net train", batch, time(runs, || {
+            let out = unet.forward(latents.clone().autodiff(), &steps);
+            let grads = (out.clone() * out).mean().backward();
+            drop(grads);
+        }));
+
+        let ae = seeded(&ad, 2, || Autoencoder::new(&cfg.autoencoder, &ad));
+        let images = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Default, &device);
+        report("autoencoder train", batch, time(runs, || {
+            let x = images.clone().autodiff();
+            let out = ae.forward(x.clone());
+            let grads = ((out - x).powi_scalar(2)).mean().backward();
+            drop(grads);
+        }));
+    });
+}
