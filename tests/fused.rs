@@ -173,6 +173,35 @@ fn unet_sampling_path_matches_training_path() {
     }
 }
 
+/// The fused attention on the projection gives Burn's attention after the
+/// reshapes: the U-Net's 4 tokens of 8×4, a long sequence, odd sizes.
+#[test]
+fn attention_on_the_projection_matches_burn() {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    for device in devices() {
+        let device = device.inner();
+        for (b, n, heads, d) in [(37, 4, 8, 4), (2, 7, 3, 5), (1, 64, 4, 8), (3, 1, 2, 2)] {
+            let qkv = Tensor::<3>::random(
+                [b, n, 3 * heads * d],
+                Distribution::Normal(0.0, 2.0),
+                &device,
+            );
+            let fused = fused::attention_qkv(qkv.clone(), heads, d);
+            let split = qkv.reshape([b, n, 3, heads, d]).permute([2, 0, 3, 1, 4]);
+            let part = |i: usize| -> Tensor<4> {
+                split.clone().narrow(0, i, 1).reshape([b, heads, n, d])
+            };
+            let options = AttentionModuleOptions::default();
+            let reference = attention(part(0), part(1), part(2), None, None, options)
+                .swap_dims(1, 2)
+                .reshape([b, n, heads * d]);
+            let diff = max_abs_diff(fused, reference);
+            assert!(diff < 1e-5, "{device:?} b{b} n{n} heads{heads} d{d}: {diff}");
+        }
+    }
+}
+
 #[test]
 fn relu_matches_burn_forward_and_gradient() {
     for device in devices() {

@@ -7,10 +7,7 @@ use burn::nn::{
     Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
-
-use super::fused::{conv_transpose2d, conv2d, group_norm, silu, softmax_last};
+use super::fused::{attention_qkv, conv_transpose2d, conv2d, group_norm, silu, softmax_last};
 
 use crate::config::UnetConfig;
 
@@ -109,27 +106,27 @@ impl Attention {
         let tokens = group_norm(&self.norm, x.clone())
             .reshape([b, c, n])
             .swap_dims(1, 2); // [B, N, C]
-        let qkv = self
-            .qkv
-            .forward(tokens)
-            .reshape([b, n, 3, self.heads, self.head_dim])
-            .permute([2, 0, 3, 1, 4]); // [3, B, heads, N, d]
-        let part = |i: usize| -> Tensor<4> {
-            qkv.clone()
-                .narrow(0, i, 1)
-                .reshape([b, self.heads, n, self.head_dim])
-        };
-        let (q, k, v) = (part(0), part(1), part(2));
-        let attended = if q.is_autodiff() {
+        let qkv = self.qkv.forward(tokens); // [B, N, 3·heads·d]
+        let attended = if qkv.is_autodiff() {
+            let qkv = qkv
+                .reshape([b, n, 3, self.heads, self.head_dim])
+                .permute([2, 0, 3, 1, 4]); // [3, B, heads, N, d]
+            let part = |i: usize| -> Tensor<4> {
+                qkv.clone()
+                    .narrow(0, i, 1)
+                    .reshape([b, self.heads, n, self.head_dim])
+            };
+            let (q, k, v) = (part(0), part(1), part(2));
             let scale = 1.0 / (self.head_dim as f64).sqrt();
-            softmax_last(q.matmul(k.swap_dims(2, 3)).mul_scalar(scale)).matmul(v)
+            softmax_last(q.matmul(k.swap_dims(2, 3)).mul_scalar(scale))
+                .matmul(v)
+                .swap_dims(1, 2)
+                .reshape([b, n, self.heads * self.head_dim])
         } else {
-            // Sampling: the backend's fused attention (libtorch: SDPA), scale 1/√d.
-            attention(q, k, v, None, None, AttentionModuleOptions::default())
-        }; // [B, heads, N, d]
-        let attended = attended
-            .swap_dims(1, 2)
-            .reshape([b, n, self.heads * self.head_dim]);
+            // Sampling: the backend's fused attention (libtorch: SDPA; flex:
+            // its own kernel on the projection as laid out), scale 1/√d.
+            attention_qkv(qkv, self.heads, self.head_dim)
+        }; // [B, N, heads·d]
         let out = self
             .out
             .forward(attended)

@@ -217,4 +217,13 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
             }
         }
     }
+
+    /// Composed from Autodiff's own operations, so still differentiable.
+    fn fused_attention_qkv(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+        head_dim: usize,
+    ) -> FloatTensor<Self> {
+        super::composed::attention_qkv::<Self>(qkv, heads, head_dim)
+    }
 }

@@ -4,7 +4,8 @@
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Scalar, TensorMetadata};
-use burn::tensor::Shape;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Shape, Slice};
 
 /// GroupNorm: the output, and the statistics mean and rstd = 1/√(var + ε),
 /// each [N, G, 1].
@@ -80,6 +81,31 @@ pub fn silu_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> Flo
     let one_minus = B::float_add_scalar(B::float_neg(s.clone()), Scalar::Float(1.0));
     let factor = B::float_add_scalar(B::float_mul(x, one_minus), Scalar::Float(1.0));
     B::float_mul(grad, B::float_mul(s, factor))
+}
+
+/// Multi-head softmax attention, scale 1/√d, from a fused projection qkv
+/// [B, N, 3·heads·d] (each token's values laid out [3, heads, d]), as
+/// [B, N, heads·d]: Burn's attention between the reshapes.
+pub fn attention_qkv<B: Backend>(
+    qkv: FloatTensor<B>,
+    heads: usize,
+    head_dim: usize,
+) -> FloatTensor<B> {
+    let shape = qkv.shape();
+    let (b, n) = (shape[0], shape[1]);
+    let split = B::float_reshape(qkv, Shape::new([b, n, 3, heads, head_dim]));
+    let split = B::float_permute(split, &[2, 0, 3, 1, 4]); // [3, B, heads, N, d]
+    let part = |i: usize| {
+        let all = |len: usize| Slice::new(0, Some(len as isize), 1);
+        let one = Slice::new(i as isize, Some(i as isize + 1), 1);
+        let ranges = [one, all(b), all(heads), all(n), all(head_dim)];
+        let t = B::float_slice(split.clone(), &ranges);
+        B::float_reshape(t, Shape::new([b, heads, n, head_dim]))
+    };
+    let options = AttentionModuleOptions::default();
+    let out = B::attention(part(0), part(1), part(2), None, None, options);
+    let out = B::float_swap_dims(out, 1, 2); // [B, N, heads, d]
+    B::float_reshape(out, Shape::new([b, n, heads * head_dim]))
 }
 
 /// [N, G, C/G·H·W] for the statistics, [N, C, H·W] for the affine.

@@ -41,7 +41,7 @@ fn tensor(data: Vec<f32>, shape: Shape) -> FloatTensor<Flex> {
 /// x = n·ln 2 + r, a degree-6 polynomial for e^r, 2^n from the exponent
 /// bits). NaN stays NaN; the input is clamped to where e^x is a normal f32.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;

@@ -80,6 +80,18 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     ))
 }
 
+/// Multi-head softmax attention (scale 1/√d) from a fused projection qkv
+/// [B, N, 3·heads·head_dim], each token's values laid out [3, heads, d]:
+/// [B, N, heads·head_dim]. For sampling; training composes its own
+/// attention from matmuls and `softmax_last`, whose gradients it needs.
+pub fn attention_qkv(qkv: Tensor<3>, heads: usize, head_dim: usize) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_attention_qkv(
+        qkv.into_dispatch(),
+        heads,
+        head_dim,
+    ))
+}
+
 /// The operations the models call through `Dispatch`.
 #[backend_extension(Flex: cfg(feature = "flex"), LibTorch: cfg(feature = "tch"), Autodiff)]
 pub trait FusedOps: Backend {
@@ -104,6 +116,12 @@ pub trait FusedOps: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         spec: ConvSpec,
+    ) -> FloatTensor<Self>;
+
+    fn fused_attention_qkv(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+        head_dim: usize,
     ) -> FloatTensor<Self>;
 }
 
@@ -181,6 +199,15 @@ pub trait FusedKernels: Backend {
         let grad = Self::float_reshape(grad, Shape::from(vec![1; shape.num_dims()]));
         let diff = Self::float_sub(prediction, target);
         Self::float_mul(Self::float_mul_scalar(diff, Scalar::Float(2.0 / n)), grad)
+    }
+
+    /// See `attention_qkv`.
+    fn attention_qkv_forward(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+        head_dim: usize,
+    ) -> FloatTensor<Self> {
+        composed::attention_qkv::<Self>(qkv, heads, head_dim)
     }
 
     /// The convolution (plain or transposed) with its bias.
@@ -267,6 +294,18 @@ impl FusedKernels for Flex {
         }
     }
 
+    fn attention_qkv_forward(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+        head_dim: usize,
+    ) -> FloatTensor<Self> {
+        if flex_attention::supported(&qkv, heads, head_dim) {
+            flex_attention::forward(qkv, heads, head_dim)
+        } else {
+            composed::attention_qkv::<Self>(qkv, heads, head_dim)
+        }
+    }
+
     fn conv_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -341,6 +380,14 @@ macro_rules! fused_ops_from_kernels {
             ) -> FloatTensor<Self> {
                 Self::conv_forward(x, weight, bias, spec)
             }
+
+            fn fused_attention_qkv(
+                qkv: FloatTensor<Self>,
+                heads: usize,
+                head_dim: usize,
+            ) -> FloatTensor<Self> {
+                Self::attention_qkv_forward(qkv, heads, head_dim)
+            }
         }
     };
 }
@@ -354,6 +401,8 @@ pub mod conv;
 #[cfg(feature = "flex")]
 #[macro_use]
 mod multiversion;
+#[cfg(feature = "flex")]
+mod flex_attention;
 #[cfg(feature = "flex")]
 mod flex_conv;
 #[cfg(feature = "flex")]
