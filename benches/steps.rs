@@ -22,7 +22,10 @@ fn arg(name: &str, default: usize) -> usize {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -56,30 +59,46 @@ fn main() {
     let cfg = ExperimentConfig::preset("seed").expect("the seed preset");
     let [c, h, w] = cfg.autoencoder.latent_shape;
     println!("flex, {threads} thread(s), batch {batch}, fastest / median of {runs}");
-    println!("{:<18} {:>12} {:>12} {:>13}", "step", "fastest", "median", "at fastest");
+    println!(
+        "{:<18} {:>12} {:>12} {:>13}",
+        "step", "fastest", "median", "at fastest"
+    );
     on_compute_pool(BackendKind::Flex, || {
         let ad = device.clone().autodiff();
         let unet = seeded(&ad, 1, || Unet::new(&cfg.unet, c, &ad));
         let steps: Vec<usize> = (0..batch).map(|i| i * 7 % 1000).collect();
-        let latents = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let latents =
+            Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
 
         let sampler = unet.valid();
-        report("U-Net forward", batch, time(runs, || {
-            sampler.forward(latents.clone(), &steps).into_data();
-        }));
-        report("U-Net train", batch, time(runs, || {
-            let out = unet.forward(latents.clone().autodiff(), &steps);
-            let grads = (out.clone() * out).mean().backward();
-            drop(grads);
-        }));
+        report(
+            "U-Net forward",
+            batch,
+            time(runs, || {
+                sampler.forward(latents.clone(), &steps).into_data();
+            }),
+        );
+        report(
+            "U-Net train",
+            batch,
+            time(runs, || {
+                let out = unet.forward(latents.clone().autodiff(), &steps);
+                let grads = (out.clone() * out).mean().backward();
+                drop(grads);
+            }),
+        );
 
         let ae = seeded(&ad, 2, || Autoencoder::new(&cfg.autoencoder, &ad));
         let images = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Default, &device);
-        report("autoencoder train", batch, time(runs, || {
-            let x = images.clone().autodiff();
-            let out = ae.forward(x.clone());
-            let grads = ((out - x).powi_scalar(2)).mean().backward();
-            drop(grads);
-        }));
+        report(
+            "autoencoder train",
+            batch,
+            time(runs, || {
+                let x = images.clone().autodiff();
+                let out = ae.forward(x.clone());
+                let grads = ((out - x).powi_scalar(2)).mean().backward();
+                drop(grads);
+            }),
+        );
     });
 }

@@ -189,15 +189,17 @@ fn attention_on_the_projection_matches_burn() {
             );
             let fused = fused::attention_qkv(qkv.clone(), heads, d);
             let split = qkv.reshape([b, n, 3, heads, d]).permute([2, 0, 3, 1, 4]);
-            let part = |i: usize| -> Tensor<4> {
-                split.clone().narrow(0, i, 1).reshape([b, heads, n, d])
-            };
+            let part =
+                |i: usize| -> Tensor<4> { split.clone().narrow(0, i, 1).reshape([b, heads, n, d]) };
             let options = AttentionModuleOptions::default();
             let reference = attention(part(0), part(1), part(2), None, None, options)
                 .swap_dims(1, 2)
                 .reshape([b, n, heads * d]);
             let diff = max_abs_diff(fused, reference);
-            assert!(diff < 1e-5, "{device:?} b{b} n{n} heads{heads} d{d}: {diff}");
+            assert!(
+                diff < 1e-5,
+                "{device:?} b{b} n{n} heads{heads} d{d}: {diff}"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@ use burn::nn::{
     Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::prelude::*;
+
 use super::fused::{attention_qkv, conv_transpose2d, conv2d, group_norm, silu, softmax_last};
 
 use crate::config::UnetConfig;

@@ -132,7 +132,10 @@ fn attend_body(
         }
     }
     for lane in 0..images {
-        for (x, v) in out[lane * n * inner..][..n * inner].iter_mut().zip(o.iter()) {
+        for (x, v) in out[lane * n * inner..][..n * inner]
+            .iter_mut()
+            .zip(o.iter())
+        {
             *x = v[lane];
         }
     }

@@ -30,6 +30,7 @@ use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::ConvSpec;
+use super::par_zeroed::par_zeroed;
 
 /// Output pixels per GEMM: wide enough for the microkernels to stream,
 /// small enough that a chunk's columns stay in L2.
@@ -242,21 +243,38 @@ fn walk(g: &Geometry) -> Walk {
     if !g.phased() {
         return Walk::Taps(table);
     }
-    let masks = table.iter().map(|&i| if i == padding { 0 } else { !0 }).collect();
+    let masks = table
+        .iter()
+        .map(|&i| if i == padding { 0 } else { !0 })
+        .collect();
     // Tap offset ki − ph = stride·dy + phase row, likewise for columns.
     let [s0, s1] = g.stride.map(|s| s as isize);
     let offsets: Vec<isize> = (0..kh * kw)
         .map(|kk| {
-            let (dy, dx) = ((kk / kw) as isize - g.pad[0] as isize, (kk % kw) as isize - g.pad[1] as isize);
+            let (dy, dx) = (
+                (kk / kw) as isize - g.pad[0] as isize,
+                (kk % kw) as isize - g.pad[1] as isize,
+            );
             let phase = dy.rem_euclid(s0) * s1 + dx.rem_euclid(s1);
             phase * g.pixels() as isize + dy.div_euclid(s0) * g.ow as isize + dx.div_euclid(s1)
         })
         .collect();
     let lead = (-offsets.iter().copied().min().unwrap_or(0)).max(0) as usize;
-    let starts: Vec<usize> = offsets.iter().map(|&o| (lead as isize + o) as usize).collect();
+    let starts: Vec<usize> = offsets
+        .iter()
+        .map(|&o| (lead as isize + o) as usize)
+        .collect();
     let phases = g.stride[0] * g.stride[1] * g.pixels();
-    let len = starts.iter().map(|&s| s + g.pixels()).fold(lead + phases, usize::max);
-    Walk::Flat(Flat { masks, starts, lead, len })
+    let len = starts
+        .iter()
+        .map(|&s| s + g.pixels())
+        .fold(lead + phases, usize::max);
+    Walk::Flat(Flat {
+        masks,
+        starts,
+        lead,
+        len,
+    })
 }
 
 /// Columns [col0, col0 + oh·ow) of `cols` (row length `ld`) from one image.
@@ -362,13 +380,17 @@ fn merge_phases(g: &Geometry, phases: &[f32], channel: &mut [f32]) {
 
 /// im2col of a phased convolution: one masked copy per column row.
 fn im2col_flat(g: &Geometry, flat: &Flat, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
-    with_flat_plane(g, flat, |plane| im2col_flat_kernel(g, flat, plane, img, cols, ld, col0));
+    with_flat_plane(g, flat, |plane| {
+        im2col_flat_kernel(g, flat, plane, img, cols, ld, col0)
+    });
 }
 
 /// col2im of a phased convolution: one masked add per column row. Masked
 /// values add +0.0, to the margins or to pixels the tap does not reach.
 fn col2im_flat(g: &Geometry, flat: &Flat, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
-    with_flat_plane(g, flat, |plane| col2im_flat_kernel(g, flat, plane, cols, ld, col0, img));
+    with_flat_plane(g, flat, |plane| {
+        col2im_flat_kernel(g, flat, plane, cols, ld, col0, img)
+    });
 }
 
 multiversion!(im2col_flat_kernel, im2col_flat_body, (g: &Geometry, flat: &Flat, plane: &mut [f32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize));
@@ -527,70 +549,63 @@ fn columns<'a>(g: &Geometry, walk: &Walk, images: &'a [f32], cols: &'a mut [f32]
 
 /// small = Wm · im2col(big) (+ bias per small channel).
 fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut small = vec![0.0; g.batch * g.small_len()];
     let (rows, px, nb, walk) = (g.rows(), g.pixels(), g.chunk(), walk(g));
-    small
-        .par_chunks_mut(nb * g.small_len())
-        .zip(big.par_chunks(nb * g.big_len()))
-        .for_each(|(out, inp)| {
-            let n = inp.len() / g.big_len();
-            let ld = n * px;
-            // One image: the GEMM writes it in place, no gather or scatter.
-            let product = if n == 1 { 0 } else { g.c_small * ld };
-            with_scratch(rows * ld, product, |cols, prod| {
-                let cols = columns(g, &walk, inp, cols);
-                let shape = [g.c_small, ld, rows];
-                if n == 1 {
-                    gemm(shape, out, ld, false, wm, [rows, 1], cols, [ld, 1]);
-                } else {
-                    gemm(shape, prod, ld, false, wm, [rows, 1], cols, [ld, 1]);
-                    scatter(prod, g.c_small, px, out);
-                }
-            });
-            if let Some(bias) = bias {
-                add_bias(out, bias, px);
+    par_zeroed(g.batch * g.small_len(), nb * g.small_len(), |i, out| {
+        let n = out.len() / g.small_len();
+        let inp = &big[i * nb * g.big_len()..][..n * g.big_len()];
+        let ld = n * px;
+        // One image: the GEMM writes it in place, no gather or scatter.
+        let product = if n == 1 { 0 } else { g.c_small * ld };
+        with_scratch(rows * ld, product, |cols, prod| {
+            let cols = columns(g, &walk, inp, cols);
+            let shape = [g.c_small, ld, rows];
+            if n == 1 {
+                gemm(shape, out, ld, false, wm, [rows, 1], cols, [ld, 1]);
+            } else {
+                gemm(shape, prod, ld, false, wm, [rows, 1], cols, [ld, 1]);
+                scatter(prod, g.c_small, px, out);
             }
         });
-    small
+        if let Some(bias) = bias {
+            add_bias(out, bias, px);
+        }
+    })
 }
 
 /// big = col2im(Wmᵀ · small) (+ bias per big channel).
 fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let mut big = vec![0.0; g.batch * g.big_len()];
     let (rows, px, nb, walk) = (g.rows(), g.pixels(), g.chunk(), walk(g));
-    big.par_chunks_mut(nb * g.big_len())
-        .zip(small.par_chunks(nb * g.small_len()))
-        .for_each(|(out, inp)| {
-            let n = inp.len() / g.small_len();
-            let ld = n * px;
-            let gathered_len = if n == 1 { 0 } else { g.c_small * ld };
-            with_scratch(rows * ld, gathered_len, |cols, gathered| {
-                // One image is already [C_small, P].
-                let rhs: &[f32] = if n == 1 {
-                    inp
-                } else {
-                    gather(inp, g.c_small, px, gathered);
-                    gathered
-                };
-                let shape = [rows, ld, g.c_small];
-                if g.pointwise() && n == 1 {
-                    gemm(shape, out, ld, false, wm, [1, rows], rhs, [ld, 1]);
-                    return;
+    par_zeroed(g.batch * g.big_len(), nb * g.big_len(), |i, out| {
+        let n = out.len() / g.big_len();
+        let inp = &small[i * nb * g.small_len()..][..n * g.small_len()];
+        let ld = n * px;
+        let gathered_len = if n == 1 { 0 } else { g.c_small * ld };
+        with_scratch(rows * ld, gathered_len, |cols, gathered| {
+            // One image is already [C_small, P].
+            let rhs: &[f32] = if n == 1 {
+                inp
+            } else {
+                gather(inp, g.c_small, px, gathered);
+                gathered
+            };
+            let shape = [rows, ld, g.c_small];
+            if g.pointwise() && n == 1 {
+                gemm(shape, out, ld, false, wm, [1, rows], rhs, [ld, 1]);
+                return;
+            }
+            gemm(shape, cols, ld, false, wm, [1, rows], rhs, [ld, 1]);
+            if g.pointwise() {
+                scatter(cols, g.c_big, px, out);
+            } else {
+                for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
+                    col2im(g, &walk, cols, ld, b * px, img);
                 }
-                gemm(shape, cols, ld, false, wm, [1, rows], rhs, [ld, 1]);
-                if g.pointwise() {
-                    scatter(cols, g.c_big, px, out);
-                } else {
-                    for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
-                        col2im(g, &walk, cols, ld, b * px, img);
-                    }
-                }
-            });
-            if let Some(bias) = bias {
-                add_bias(out, bias, g.h * g.w);
             }
         });
-    big
+        if let Some(bias) = bias {
+            add_bias(out, bias, g.h * g.w);
+        }
+    })
 }
 
 /// dWm = Σ over images of small · im2col(big)ᵀ, as [C_small, C_big·kh·kw].

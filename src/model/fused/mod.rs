@@ -409,5 +409,7 @@ mod flex_conv;
 mod flex_norm;
 #[cfg(feature = "tch")]
 mod libtorch;
+#[cfg(feature = "flex")]
+mod par_zeroed;
 
 pub use conv::{ConvSpec, conv_transpose2d, conv2d};
