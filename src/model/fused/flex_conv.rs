@@ -697,13 +697,23 @@ fn as_convolution(g: &Geometry, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> 
     Some((g2, flipped))
 }
 
-/// Sum of `grad` [N, C, P] per channel.
+/// Sum of `grad` [N, C, P] per channel, image by image in order: one task
+/// per channel, so the sums do not depend on the thread count. (Serial,
+/// this was the largest part of a two-thread training step that left the
+/// second core idle.)
 fn bias_grad(grad: &[f32], channels: usize, pixels: usize) -> Vec<f32> {
-    let mut sums = vec![0.0f64; channels];
-    for (i, plane) in grad.chunks(pixels).enumerate() {
-        sums[i % channels] += plane.iter().map(|&v| v as f64).sum::<f64>();
-    }
-    sums.into_iter().map(|v| v as f32).collect()
+    let images = grad.len() / (channels * pixels).max(1);
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let mut sum = 0.0f64;
+            for b in 0..images {
+                let plane = &grad[(b * channels + c) * pixels..][..pixels];
+                sum += plane.iter().map(|&v| v as f64).sum::<f64>();
+            }
+            sum as f32
+        })
+        .collect()
 }
 
 /// The convolution (plain or transposed) with its bias.
