@@ -17,6 +17,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
+use super::par_zeroed::par_zeroed;
+
 /// Below this many elements one thread does it: fanning out costs more.
 const PARALLEL_MIN: usize = 1 << 15;
 
@@ -98,22 +100,21 @@ fn blocks(len: usize) -> usize {
 pub fn silu_forward(x: FloatTensor<Flex>) -> FloatTensor<Flex> {
     let x = values(&x);
     let xs = slice(&x);
-    let mut out = vec![0.0; xs.len()];
     let block = blocks(xs.len());
-    out.par_chunks_mut(block)
-        .zip(xs.par_chunks(block))
-        .for_each(|(o, x)| silu_forward_any(x, o));
+    let out = par_zeroed(xs.len(), block, |i, o| {
+        silu_forward_any(&xs[i * block..][..o.len()], o)
+    });
     tensor(out, x.shape())
 }
 
 pub fn silu_backward(x: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
     let (x, grad) = (values(&x), values(&grad));
     let (xs, gs) = (slice(&x), slice(&grad));
-    let mut out = vec![0.0; xs.len()];
     let block = blocks(xs.len());
-    out.par_chunks_mut(block)
-        .zip(xs.par_chunks(block).zip(gs.par_chunks(block)))
-        .for_each(|(o, (x, g))| silu_backward_any(x, g, o));
+    let out = par_zeroed(xs.len(), block, |i, o| {
+        let at = i * block;
+        silu_backward_any(&xs[at..][..o.len()], &gs[at..][..o.len()], o)
+    });
     tensor(out, x.shape())
 }
 
