@@ -204,6 +204,43 @@ fn attention_on_the_projection_matches_burn() {
     }
 }
 
+/// The fused addition gives Burn's sum and gradients, for a same-shape
+/// operand and for one value per image and channel.
+#[test]
+fn add_matches_burn_forward_and_gradients() {
+    for device in devices() {
+        for (shape_b, batch) in [
+            ([37, 16, 8, 8], 37),
+            ([37, 16, 1, 1], 37),
+            ([3, 5, 1, 1], 3),
+        ] {
+            let a = Tensor::<4>::random([batch, shape_b[1], 8, 8], Distribution::Default, &device);
+            let b = Tensor::<4>::random(shape_b, Distribution::Default, &device);
+            let w = Tensor::<4>::random(a.dims(), Distribution::Default, &device);
+            let run = |fused_path: bool| {
+                let (a, b) = (a.clone().require_grad(), b.clone().require_grad());
+                let out = if fused_path {
+                    fused::add(a.clone(), b.clone())
+                } else {
+                    a.clone() + b.clone()
+                };
+                let grads = (out.clone() * w.clone()).sum().backward();
+                (
+                    out.inner(),
+                    a.grad(&grads).unwrap(),
+                    b.grad(&grads).unwrap(),
+                )
+            };
+            let (out_f, da_f, db_f) = run(true);
+            let (out_b, da_b, db_b) = run(false);
+            let what = format!("{device:?} b {shape_b:?}");
+            assert_eq!(max_abs_diff(out_f, out_b), 0.0, "sum, {what}");
+            assert_eq!(max_abs_diff(da_f, da_b), 0.0, "a gradient, {what}");
+            assert!(max_abs_diff(db_f, db_b) < 1e-4, "b gradient, {what}");
+        }
+    }
+}
+
 #[test]
 fn relu_matches_burn_forward_and_gradient() {
     for device in devices() {

@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use super::fused::{conv2d, relu};
+use super::fused::{add, conv2d, relu};
 
 /// Global average pool → 1×1 conv (c → c/r) → ReLU → 1×1 conv (c/r → c) →
 /// sigmoid, then scale each input channel by its weight.
@@ -66,6 +66,6 @@ impl Cab {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let h = conv2d(&self.conv2, relu(conv2d(&self.conv1, x.clone())));
-        self.attention.forward(h) + x
+        add(self.attention.forward(h), x)
     }
 }

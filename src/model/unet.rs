@@ -8,7 +8,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
-use super::fused::{attention_qkv, conv_transpose2d, conv2d, group_norm, silu, softmax_last};
+use super::fused::{add, attention_qkv, conv_transpose2d, conv2d, group_norm, silu, softmax_last};
 
 use crate::config::UnetConfig;
 
@@ -69,12 +69,12 @@ impl ResBlock {
             silu(group_norm(&self.norm1, x.clone())),
         ));
         let t: Tensor<4> = self.time.forward(temb_act).unsqueeze_dims(&[2, 3]);
-        let h = conv2d(&self.conv2, silu(group_norm(&self.norm2, h + t)));
+        let h = conv2d(&self.conv2, silu(group_norm(&self.norm2, add(h, t))));
         let residual = match &self.skip {
             Some(conv) => conv2d(conv, x),
             None => x,
         };
-        h + residual
+        add(h, residual)
     }
 }
 
@@ -133,7 +133,7 @@ impl Attention {
             .forward(attended)
             .swap_dims(1, 2)
             .reshape([b, c, h, w]);
-        out + x
+        add(out, x)
     }
 }
 

@@ -7,7 +7,8 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend};
+use burn::backend::{Autodiff, Backend, TensorMetadata};
+use burn::tensor::Shape;
 
 use super::{ConvSpec, FusedKernels, FusedOps};
 
@@ -111,6 +112,25 @@ impl<B: Backend + FusedKernels> Backward<B, 2> for MseBackward {
 }
 
 #[derive(Debug)]
+struct AddBackward;
+
+impl<B: Backend + FusedKernels> Backward<B, 2> for AddBackward {
+    /// b's shape.
+    type State = Shape;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_a, node_b] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, B::add_backward_b(grad.clone(), ops.state));
+        }
+        if let Some(node) = node_a {
+            grads.register::<B>(node.id, grad);
+        }
+    }
+}
+
+#[derive(Debug)]
 struct ConvBackward;
 
 impl<B: Backend + FusedKernels> Backward<B, 3> for ConvBackward {
@@ -189,6 +209,21 @@ impl<B: Backend + FusedKernels, C: CheckpointStrategy> FusedOps for Autodiff<B, 
                 prep.finish((prediction, target), loss)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::mse_forward(prediction, target)),
+        }
+    }
+
+    fn fused_add(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = AddBackward
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let (a, b) = (a.into_primitive(), b.into_primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let b_shape = b.shape();
+                prep.finish(b_shape, B::add_forward(a, b))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::add_forward(a, b)),
         }
     }
 

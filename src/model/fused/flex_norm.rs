@@ -118,6 +118,44 @@ pub fn silu_backward(x: FloatTensor<Flex>, grad: FloatTensor<Flex>) -> FloatTens
     tensor(out, x.shape())
 }
 
+/// f32 on both sides, b of a's shape or [N, C, 1, 1], a 4-D.
+pub fn add_supported(a: &FloatTensor<Flex>, b: &FloatTensor<Flex>) -> bool {
+    let (sa, sb) = (a.shape(), b.shape());
+    a.dtype() == DType::F32
+        && b.dtype() == DType::F32
+        && sa.num_dims() == 4
+        && (sa == sb || sb.num_dims() == 4 && sb.dims::<4>() == [sa[0], sa[1], 1, 1])
+}
+
+/// `a + b` in parallel blocks; b per image and channel is added to every
+/// pixel of its plane.
+pub fn add(a: FloatTensor<Flex>, b: FloatTensor<Flex>) -> FloatTensor<Flex> {
+    let (a, b) = (values(&a), values(&b));
+    let shape = a.shape();
+    let (xs, bs) = (slice(&a), slice(&b));
+    let out = if xs.len() == bs.len() {
+        let block = blocks(xs.len());
+        par_zeroed(xs.len(), block, |i, o| {
+            let at = i * block;
+            for ((o, &x), &y) in o.iter_mut().zip(&xs[at..]).zip(&bs[at..]) {
+                *o = x + y;
+            }
+        })
+    } else {
+        // Whole planes per block, so each plane takes one value of b.
+        let plane = xs.len() / bs.len().max(1);
+        let block = blocks(xs.len()).div_ceil(plane.max(1)) * plane;
+        par_zeroed(xs.len(), block, |i, o| {
+            let at = i * block;
+            for (k, (o, x)) in o.chunks_mut(plane).zip(xs[at..].chunks(plane)).enumerate() {
+                let y = bs[at / plane + k];
+                o.iter_mut().zip(x).for_each(|(o, &x)| *o = x + y);
+            }
+        })
+    };
+    tensor(out, shape)
+}
+
 /// [N, C, spatial] from x's shape.
 fn dims(shape: &Shape) -> (usize, usize, usize) {
     let spatial: usize = shape.iter().skip(2).product();

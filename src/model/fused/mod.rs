@@ -55,6 +55,23 @@ pub fn group_norm(norm: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(out)
 }
 
+/// `a + b` for `b` of `a`'s shape or [N, C, 1, 1] (one value per image
+/// and channel, the U-Net's time embedding), as one operation: Burn's
+/// element-wise operations run on one thread, and the U-Net's residual and
+/// embedding additions left the other cores idle.
+pub fn add(a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+    let ([n, c, _, _], b_dims) = (a.dims(), b.dims());
+    assert!(
+        b_dims == a.dims() || b_dims == [n, c, 1, 1],
+        "add: {b_dims:?} does not match {:?}",
+        a.dims()
+    );
+    Tensor::from_dispatch(<Dispatch as FusedOps>::fused_add(
+        a.into_dispatch(),
+        b.into_dispatch(),
+    ))
+}
+
 /// `x · sigmoid(x)` as one operation.
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::fused_silu(x.into_dispatch()))
@@ -110,6 +127,8 @@ pub trait FusedOps: Backend {
     fn fused_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     fn fused_mse(prediction: FloatTensor<Self>, target: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    fn fused_add(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
 
     fn fused_conv(
         x: FloatTensor<Self>,
@@ -199,6 +218,21 @@ pub trait FusedKernels: Backend {
         let grad = Self::float_reshape(grad, Shape::from(vec![1; shape.num_dims()]));
         let diff = Self::float_sub(prediction, target);
         Self::float_mul(Self::float_mul_scalar(diff, Scalar::Float(2.0 / n)), grad)
+    }
+
+    /// `a + b`, b of a's shape or [N, C, 1, 1] (see `add`).
+    fn add_forward(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_add(a, b)
+    }
+
+    /// b's gradient from the sum's: itself, or summed over the pixels when
+    /// b was [N, C, 1, 1].
+    fn add_backward_b(grad: FloatTensor<Self>, b_shape: Shape) -> FloatTensor<Self> {
+        if grad.shape() == b_shape {
+            grad
+        } else {
+            Self::float_sum_dim(Self::float_sum_dim(grad, 3), 2)
+        }
     }
 
     /// See `attention_qkv`.
@@ -294,6 +328,14 @@ impl FusedKernels for Flex {
         }
     }
 
+    fn add_forward(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        if flex_norm::add_supported(&a, &b) {
+            flex_norm::add(a, b)
+        } else {
+            <Self as burn::backend::ops::FloatTensorOps<Self>>::float_add(a, b)
+        }
+    }
+
     fn attention_qkv_forward(
         qkv: FloatTensor<Self>,
         heads: usize,
@@ -379,6 +421,10 @@ macro_rules! fused_ops_from_kernels {
                 spec: ConvSpec,
             ) -> FloatTensor<Self> {
                 Self::conv_forward(x, weight, bias, spec)
+            }
+
+            fn fused_add(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+                Self::add_forward(a, b)
             }
 
             fn fused_attention_qkv(
