@@ -1,7 +1,8 @@
 //! Multi-head softmax attention for flex, straight from the fused qkv
 //! projection.
 //!
-//! The U-Net attends over 2×2 maps: 4 tokens, 8 heads of 4 values. Burn's
+//! The U-Net attends over its 2×2 and 4×4 maps: 4 and 16 tokens, 8 heads
+//! of 4 values. Burn's
 //! attention takes q, k and v as [B, heads, N, d] (three permuted copies
 //! of the projection) and runs two small GEMMs per batch and head: 11% of a
 //! sampling step, for a few thousand multiply-adds per head. This reads the
