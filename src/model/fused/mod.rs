@@ -1,5 +1,6 @@
 //! The models' hot operations, each as one differentiable operation:
-//! GroupNorm, SiLU, softmax, ReLU, the MSE loss and convolutions.
+//! GroupNorm, SiLU, softmax, ReLU, the MSE loss, convolutions and the
+//! residual additions; plus attention on the qkv projection for sampling.
 //!
 //! Burn composes `nn::GroupNorm` out of about eleven tensor operations and
 //! `silu` out of two, its autodiff records and differentiates each one, and
@@ -8,9 +9,10 @@
 //! pass, so on small latents those chains, not the arithmetic, decided how
 //! far behind PyTorch training was. Here each is one backend-extension
 //! operation with a hand-written backward: libtorch runs its native kernels
-//! (`libtorch.rs`); flex runs its own for convolutions, GroupNorm and SiLU
-//! (`flex_conv.rs`, `flex_norm.rs`); everything else uses closed-form
-//! gradients built from a handful of primitive operations (`composed.rs` and
+//! (`libtorch.rs`); flex runs its own for convolutions, GroupNorm, SiLU,
+//! the additions and attention (`flex_conv.rs`, `flex_norm.rs`,
+//! `flex_attention.rs`); everything else uses closed-form gradients built
+//! from a handful of primitive operations (`composed.rs` and
 //! the trait defaults below). The autodiff nodes are in `autodiff.rs`.
 //!
 //! A new backend joins by implementing `FusedKernels` (the defaults are
