@@ -17,16 +17,20 @@ use latentlab::config::ExperimentConfig;
 use latentlab::model::params::seeded;
 use latentlab::model::{Autoencoder, Unet};
 
-fn arg(name: &str, default: usize) -> usize {
+/// The number (at least `min`) after `name`, or `default`; anything else
+/// ends the run with one line saying which flag was wrong.
+fn arg(name: &str, default: usize, min: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-        .unwrap_or(default)
+    let Some(at) = args.iter().position(|a| a == name) else {
+        return default;
+    };
+    match args.get(at + 1).map(|v| v.parse::<usize>()) {
+        Some(Ok(v)) if v >= min => v,
+        _ => {
+            eprintln!("steps: {name} takes a number of at least {min} (default {default})");
+            std::process::exit(2);
+        }
+    }
 }
 
 /// Fastest and median milliseconds of `runs` calls, after two warm-ups.
@@ -52,13 +56,21 @@ fn report(what: &str, batch: usize, (fastest, median): (f64, f64)) {
 }
 
 fn main() {
-    let (threads, batch, runs) = (arg("--threads", 1), arg("--batch", 256), arg("--runs", 20));
+    let (threads, batch, runs) = (
+        arg("--threads", 1, 0),
+        arg("--batch", 256, 1),
+        arg("--runs", 20, 1),
+    );
     tune_allocator();
     set_threads(BackendKind::Flex, threads);
     let device = select(BackendKind::Flex, "cpu").expect("flex is the default backend");
     let cfg = ExperimentConfig::preset("seed").expect("the seed preset");
     let [c, h, w] = cfg.autoencoder.latent_shape;
-    println!("flex, {threads} thread(s), batch {batch}, fastest / median of {runs}");
+    let shown = match threads {
+        0 => "all".to_string(),
+        n => n.to_string(),
+    };
+    println!("flex, {shown} thread(s), batch {batch}, fastest / median of {runs}");
     println!(
         "{:<18} {:>12} {:>12} {:>13}",
         "step", "fastest", "median", "at fastest"
