@@ -13,6 +13,15 @@ With --rounds N both sides run N times, alternating, and each throughput is
 the median of its N runs: on a shared or frequency-scaling machine a single
 back-to-back pair varies by 10-20 % (PyTorch's autoencoder step most of all),
 and alternating spreads any drift over both sides.
+
+With --isa avx2 both sides run what an AVX2-only CPU (most laptops) runs,
+on a CPU that also has AVX-512: PyTorch through its own switches
+(ATEN_CPU_CAPABILITY, DNNL_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS), latentlab
+as a build without its `avx512` feature:
+
+  cargo build --release --no-default-features --features flex --target-dir target/avx2
+  /opt/latentlab-torch/bin/python bench/compare.py --isa avx2 \
+      --latentlab target/avx2/release/latentlab --backend flex --threads 2
 """
 
 from __future__ import annotations
@@ -75,6 +84,18 @@ def merge_runs(runs: list[list[dict]], key) -> list[dict]:
     return merged
 
 
+def check_isa(rows: list[dict], isa: str) -> None:
+    """Refuse to compare AVX2-capped PyTorch with AVX-512 latentlab kernels."""
+    if isa == "native":
+        return
+    for r in rows:
+        simd = r.get("simd")
+        if simd is not None and simd != isa:
+            sys.exit(f"latentlab's flex kernels ran {simd}, not {isa}: build it without the avx512 feature "
+                     "(cargo build --release --no-default-features --features flex --target-dir target/avx2) "
+                     "and pass --latentlab target/avx2/release/latentlab")
+
+
 def device_kind(label: str, cuda_ok: bool) -> str:
     """latentlab labels are 'backend:device' with device auto|cpu|cuda|cuda:N."""
     dev = label.split(":", 1)[1] if ":" in label else "cpu"
@@ -100,7 +121,12 @@ def main():
     p.add_argument("--full", action="store_true", help="also DDPM with all 1,000 steps")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     p.add_argument("--rounds", type=int, default=1, help="alternate both sides N times; report each throughput's median")
+    p.add_argument("--isa", choices=["native", "avx2"], default="native",
+                   help="avx2: cap both sides at AVX2, as on a CPU without AVX-512 (latentlab: a build without `avx512`)")
     args = p.parse_args()
+    if args.isa == "avx2":
+        # Set before torch is imported, here and in the twin's processes.
+        os.environ.update(ATEN_CPU_CAPABILITY="avx2", DNNL_MAX_CPU_ISA="AVX2", MKL_ENABLE_INSTRUCTIONS="AVX2")
 
     if not os.access(args.latentlab, os.X_OK):
         sys.exit(f"{args.latentlab}: no latentlab binary there; build it (cargo build --release) or pass --latentlab")
@@ -117,9 +143,11 @@ def main():
     import torch  # only to know whether 'auto' means cuda for the twin
 
     cuda_ok = torch.cuda.is_available()
+    print(f"PyTorch CPU kernels: {torch.backends.cpu.get_cpu_capability()}", file=sys.stderr)
     ll_runs, twin_runs = [], {}
     for _ in range(max(1, args.rounds)):
         ll_runs.append(run_json(ll_cmd))
+        check_isa(ll_runs[-1], args.isa)
         for kind in sorted({device_kind(r["backend"], cuda_ok) for r in ll_runs[-1]}):
             rows = run_json([sys.executable, os.path.join(HERE, "torch_twin.py"), "bench", "--json", "--device", kind] + common)
             twin_runs.setdefault(kind, []).append(rows)
@@ -129,7 +157,8 @@ def main():
     out = []
     for r in ll_rows:
         t = twin[device_kind(r["backend"], cuda_ok)][r["batch"]]
-        row = {"latentlab": r["backend"], "torch": t["backend"], "batch": r["batch"], "threads": args.threads}
+        row = {"latentlab": r["backend"], "torch": t["backend"], "batch": r["batch"], "threads": args.threads,
+               "simd": r.get("simd"), "isa": args.isa}
         for key, _ in METRICS:
             a, b = r.get(key), t.get(key)
             row[key] = {"latentlab": a, "torch": b, "ratio": (a / b) if (a is not None and b) else None}
@@ -150,6 +179,9 @@ def main():
             right = f"{fmt(m['torch'])} ({row['torch']})"
             print(f"{name:<22} {row['batch']:>5} {left:>18} {right:>16} {ratio:>7}")
     print("\nratio = latentlab / PyTorch (above 1: latentlab is faster)")
+    simd = sorted({row["simd"] for row in out if row.get("simd")})
+    if simd:
+        print(f"flex kernels: {', '.join(simd)}; PyTorch CPU kernels: {torch.backends.cpu.get_cpu_capability()}")
     for r in LOADS:
         print(f"{r['command']}: {r['seconds']} s, load average (1/5/15 min) {r['load_before']} before, "
               f"{r['load_after']} after, on {os.cpu_count()} CPUs")

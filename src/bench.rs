@@ -29,6 +29,10 @@ pub struct BenchResult {
     pub dpmpp15_images_per_sec: f64,
     /// DDPM with every one of the T steps (only with `full`).
     pub ddpm_images_per_sec: Option<f64>,
+    /// flex only: the vector code its kernels ran ("avx512", "avx2",
+    /// "baseline"), so a figure says which CPU path it measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simd: Option<&'static str>,
 }
 
 pub struct BenchOptions {
@@ -165,5 +169,6 @@ pub fn run(
         ddpm_images_per_sec: opts
             .full
             .then(|| sample_rate(SamplerKind::Ddpm, schedule.len())),
+        simd: None,
     }
 }

@@ -57,15 +57,24 @@ pub fn run(args: BenchArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
         let device = backend::select(kind, &dev)?;
         for &batch in &args.batches {
             let label = format!("{}:{}", kind.name(), dev);
-            eprintln!("measuring {label} at batch {batch} ...");
+            let simd: Option<&str> = match kind {
+                #[cfg(feature = "flex")]
+                BackendKind::Flex => Some(crate::model::fused::simd_level()),
+                _ => None,
+            };
+            match simd {
+                Some(isa) => eprintln!("measuring {label} at batch {batch} ({isa} kernels) ..."),
+                None => eprintln!("measuring {label} at batch {batch} ..."),
+            }
             let opts = BenchOptions {
                 batch,
                 seconds: args.seconds,
                 full: args.full,
             };
-            results.push(backend::on_compute_pool(kind, || {
-                bench::run(&cfg, &device, &label, &opts)
-            }));
+            let mut result =
+                backend::on_compute_pool(kind, || bench::run(&cfg, &device, &label, &opts));
+            result.simd = simd;
+            results.push(result);
         }
     }
     if args.json {

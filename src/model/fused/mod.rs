@@ -461,3 +461,5 @@ mod libtorch;
 mod par_zeroed;
 
 pub use conv::{ConvSpec, conv_transpose2d, conv2d};
+#[cfg(feature = "flex")]
+pub use multiversion::simd_level;
