@@ -4,7 +4,10 @@
 //! of many runs; on a shared machine the fastest moves least, so compare
 //! two builds by it, alternating them.
 //!
-//!   cargo bench --bench steps -- [--threads T] [--batch B] [--runs N]
+//!   cargo bench --bench steps -- [--threads T] [--batch B] [--runs N] [--only forward|unet|ae]
+//!
+//! `--only` times one step alone, for a profiler (`perf record`) to see it
+//! without the others.
 //!
 //! `latentlab bench` measures whole-recipe throughput instead.
 
@@ -28,6 +31,19 @@ fn arg(name: &str, default: usize, min: usize) -> usize {
         Some(Ok(v)) if v >= min => v,
         _ => {
             eprintln!("steps: {name} takes a number of at least {min} (default {default})");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The step named after `--only` ("forward", "unet" or "ae"), if any.
+fn only() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--only")?;
+    match args.get(at + 1).map(String::as_str) {
+        Some(step @ ("forward" | "unet" | "ae")) => Some(step.to_string()),
+        _ => {
+            eprintln!("steps: --only takes forward, unet or ae");
             std::process::exit(2);
         }
     }
@@ -61,6 +77,8 @@ fn main() {
         arg("--batch", 256, 1),
         arg("--runs", 20, 1),
     );
+    let only = only();
+    let wanted = |step: &str| only.as_deref().is_none_or(|o| o == step);
     tune_allocator();
     set_threads(BackendKind::Flex, threads);
     let device = select(BackendKind::Flex, "cpu").expect("flex is the default backend");
@@ -82,23 +100,30 @@ fn main() {
         let latents =
             Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
 
-        let sampler = unet.valid();
-        report(
-            "U-Net forward",
-            batch,
-            time(runs, || {
-                sampler.forward(latents.clone(), &steps).into_data();
-            }),
-        );
-        report(
-            "U-Net train",
-            batch,
-            time(runs, || {
-                let out = unet.forward(latents.clone().autodiff(), &steps);
-                let grads = (out.clone() * out).mean().backward();
-                drop(grads);
-            }),
-        );
+        if wanted("forward") {
+            let sampler = unet.valid();
+            report(
+                "U-Net forward",
+                batch,
+                time(runs, || {
+                    sampler.forward(latents.clone(), &steps).into_data();
+                }),
+            );
+        }
+        if wanted("unet") {
+            report(
+                "U-Net train",
+                batch,
+                time(runs, || {
+                    let out = unet.forward(latents.clone().autodiff(), &steps);
+                    let grads = (out.clone() * out).mean().backward();
+                    drop(grads);
+                }),
+            );
+        }
+        if !wanted("ae") {
+            return;
+        }
 
         let ae = seeded(&ad, 2, || Autoencoder::new(&cfg.autoencoder, &ad));
         let images = Tensor::<4>::random([batch, 1, 28, 28], Distribution::Default, &device);
