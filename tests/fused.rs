@@ -326,11 +326,12 @@ fn convolutions_match_burn_forward_and_gradients() {
             };
         // (in, out, kernel, stride, bias, side, batch): the autoencoder's
         // 28×28 and 14×14 maps, the U-Net's 8×8 to 2×2, 1×1 convolutions
-        // (skips, channel attention on pooled maps); batch 19 leaves flex's
-        // kernels a remainder chunk, batch 1 takes their in-place path, and
-        // maps exactly stride times the output (3×3 padding 1, 4×4 stride
-        // 2 on even maps) their phase planes; an odd map with stride 2
-        // takes the tap table.
+        // (skips, channel attention on pooled maps); batches 19 to 37 make
+        // flex's kernels chunks of several images (stacked into one tall
+        // image, where taps must not read across images) and a remainder
+        // chunk, batch 1 takes their in-place path, and maps exactly stride
+        // times the output (3×3 padding 1, 4×4 stride 2 on even maps) their
+        // phase planes; an odd map with stride 2 takes the tap table.
         for (cin, cout, k, stride, bias, side, batch) in [
             (1, 16, 3, 1, true, 8, 3),
             (1, 16, 3, 2, true, 28, 2),
@@ -340,6 +341,8 @@ fn convolutions_match_burn_forward_and_gradients() {
             (8, 8, 3, 1, false, 7, 3),
             (16, 16, 3, 1, false, 14, 2),
             (32, 32, 3, 1, true, 2, 19),
+            (4, 8, 3, 1, true, 8, 22),
+            (16, 32, 3, 2, true, 8, 37),
             (16, 4, 1, 1, true, 1, 3),
             (16, 2, 1, 1, false, 1, 19),
             (32, 16, 1, 1, true, 8, 1),
@@ -379,6 +382,7 @@ fn convolutions_match_burn_forward_and_gradients() {
             (48, 16, 3, 1, 1, 0, 4, 2),
             (16, 8, 3, 1, 1, 0, 9, 2),
             (64, 32, 3, 1, 1, 0, 2, 19),
+            (16, 8, 4, 2, 1, 0, 4, 21),
             (16, 8, 3, 2, 1, 1, 4, 3),
         ] {
             let conv = ConvTranspose2dConfig::new([cin, cout], [k, k])

@@ -191,25 +191,32 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
     })
 }
 
-/// How im2col and col2im visit an image, chosen from the shapes alone.
+/// How im2col and col2im visit a chunk of images, chosen from the shapes
+/// alone.
 enum Walk {
     /// `Geometry::phased` shapes: a column row is one contiguous,
-    /// vectorised copy out of the channel's phase planes. It replaced a
-    /// gather per value: sampling +25–45%, U-Net training +10–40%.
-    Flat(Flat),
+    /// vectorised copy out of the chunk's phase planes. It replaced a
+    /// gather per value: sampling +25–45%, U-Net training +10–40%. One
+    /// `Flat` per chunk size (the last chunk may be shorter).
+    Flat(Vec<Flat>),
     /// The rest: for every kernel offset and output pixel the input pixel
     /// it reads, or h·w (one past the plane: a zero) in the padding,
     /// [kh·kw, oh·ow]. Branch-free gathers and scatters.
     Taps(Vec<u32>),
 }
 
-/// A channel split into its phases [stride0·stride1, oh, ow] (for stride
-/// 1, the channel itself) between zero margins: tap (ki, kj) at output
-/// pixel p reads `starts[tap] + p`, which wraps around a phase row's end
-/// (or into the margins) exactly where the tap reads padding. The masks
-/// zero those reads.
+/// One channel of a chunk's images, stacked as if they were one tall
+/// image, split into its phases [stride0·stride1, images·oh, ow] (for
+/// stride 1, the channels themselves) between zero margins: tap (ki, kj) at
+/// output pixel p of the chunk reads `starts[tap] + p`, which wraps around
+/// a phase row's end, into the next image or into the margins exactly where
+/// the tap reads padding. The masks zero those reads. A whole chunk makes
+/// one copy per column row, not one per image: on 2×2 and 4×4 maps those
+/// were copies of 4 and 16 values.
 struct Flat {
-    /// [kh·kw, oh·ow]: all ones where the tap reads inside the image.
+    /// Images in the chunk.
+    images: usize,
+    /// [kh·kw, images·oh·ow]: all ones where the tap reads inside its image.
     masks: Vec<u32>,
     starts: Vec<usize>,
     /// Where the first phase begins.
@@ -243,8 +250,26 @@ fn walk(g: &Geometry) -> Walk {
     if !g.phased() {
         return Walk::Taps(table);
     }
+    let nb = g.chunk();
+    let mut sizes = vec![nb.min(g.batch)];
+    if g.batch > nb && g.batch % nb != 0 {
+        sizes.push(g.batch % nb);
+    }
+    Walk::Flat(
+        sizes
+            .into_iter()
+            .map(|n| flat(g, &table, padding, n))
+            .collect(),
+    )
+}
+
+/// The `Flat` walk of a chunk of `images`, from one image's tap table.
+fn flat(g: &Geometry, table: &[u32], padding: u32, images: usize) -> Flat {
+    let [kh, kw] = g.k;
+    let (px, run) = (g.pixels(), images * g.pixels());
     let masks = table
-        .iter()
+        .chunks_exact(px)
+        .flat_map(|tap| std::iter::repeat_n(tap, images).flatten())
         .map(|&i| if i == padding { 0 } else { !0 })
         .collect();
     // Tap offset ki − ph = stride·dy + phase row, likewise for columns.
@@ -256,7 +281,7 @@ fn walk(g: &Geometry) -> Walk {
                 (kk % kw) as isize - g.pad[1] as isize,
             );
             let phase = dy.rem_euclid(s0) * s1 + dx.rem_euclid(s1);
-            phase * g.pixels() as isize + dy.div_euclid(s0) * g.ow as isize + dx.div_euclid(s1)
+            phase * run as isize + dy.div_euclid(s0) * g.ow as isize + dx.div_euclid(s1)
         })
         .collect();
     let lead = (-offsets.iter().copied().min().unwrap_or(0)).max(0) as usize;
@@ -264,32 +289,31 @@ fn walk(g: &Geometry) -> Walk {
         .iter()
         .map(|&o| (lead as isize + o) as usize)
         .collect();
-    let phases = g.stride[0] * g.stride[1] * g.pixels();
+    let phases = g.stride[0] * g.stride[1] * run;
     let len = starts
         .iter()
-        .map(|&s| s + g.pixels())
+        .map(|&s| s + run)
         .fold(lead + phases, usize::max);
-    Walk::Flat(Flat {
+    Flat {
+        images,
         masks,
         starts,
         lead,
         len,
-    })
-}
-
-/// Columns [col0, col0 + oh·ow) of `cols` (row length `ld`) from one image.
-fn im2col(g: &Geometry, walk: &Walk, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
-    match walk {
-        Walk::Flat(flat) => im2col_flat(g, flat, img, cols, ld, col0),
-        Walk::Taps(taps) => im2col_taps(g, taps, img, cols, ld, col0),
     }
 }
 
-/// Add columns [col0, col0 + oh·ow) of `cols` back into one image.
-fn col2im(g: &Geometry, walk: &Walk, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
-    match walk {
-        Walk::Flat(flat) => col2im_flat(g, flat, cols, ld, col0, img),
-        Walk::Taps(taps) => col2im_taps(g, taps, cols, ld, col0, img),
+impl Flat {
+    /// The walk for a chunk of `images` (the chunk sizes `walk` made).
+    fn of(flats: &[Flat], images: usize) -> &Flat {
+        flats
+            .iter()
+            .find(|f| f.images == images)
+            .expect("chunks come in the sizes walk() planned")
+    }
+    /// Output pixels of the chunk: the length of a column row.
+    fn run(&self, g: &Geometry) -> usize {
+        self.images * g.pixels()
     }
 }
 
@@ -332,7 +356,7 @@ fn col2im_taps(g: &Geometry, taps: &[u32], cols: &[f32], ld: usize, col0: usize,
 
 /// Run `f` with `Walk::Flat`'s plane, margins zeroed.
 fn with_flat_plane<R>(g: &Geometry, flat: &Flat, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    let phases = g.stride[0] * g.stride[1] * g.pixels();
+    let phases = g.stride[0] * g.stride[1] * flat.run(g);
     with_plane(flat.len, |plane| {
         plane[..flat.lead].fill(0.0);
         plane[flat.lead + phases..].fill(0.0);
@@ -340,15 +364,17 @@ fn with_flat_plane<R>(g: &Geometry, flat: &Flat, f: impl FnOnce(&mut [f32]) -> R
     })
 }
 
-/// A channel [h, w] into its phases [s0·s1, oh, ow] (see `Flat`).
+/// A channel [h, w] into its phases [s0·s1, oh, ow], at pixel `at` of
+/// phase planes `run` pixels long (see `Flat`).
 #[inline(always)] // into each of multiversion!'s copies
-fn split_phases(g: &Geometry, channel: &[f32], phases: &mut [f32]) {
+fn split_phases(g: &Geometry, channel: &[f32], phases: &mut [f32], run: usize, at: usize) {
     let ([s0, s1], px) = (g.stride, g.pixels());
     if s0 == 1 && s1 == 1 {
-        phases[..px].copy_from_slice(channel);
+        phases[at..][..px].copy_from_slice(channel);
         return;
     }
-    for (p, phase) in phases.chunks_exact_mut(px).take(s0 * s1).enumerate() {
+    for p in 0..s0 * s1 {
+        let phase = &mut phases[p * run + at..][..px];
         let (py, px_) = (p / s1, p % s1);
         for (r, out) in phase.chunks_exact_mut(g.ow).enumerate() {
             let row = &channel[(r * s0 + py) * g.w..][..g.w];
@@ -361,13 +387,14 @@ fn split_phases(g: &Geometry, channel: &[f32], phases: &mut [f32]) {
 
 /// The inverse of `split_phases`.
 #[inline(always)] // into each of multiversion!'s copies
-fn merge_phases(g: &Geometry, phases: &[f32], channel: &mut [f32]) {
+fn merge_phases(g: &Geometry, phases: &[f32], run: usize, at: usize, channel: &mut [f32]) {
     let ([s0, s1], px) = (g.stride, g.pixels());
     if s0 == 1 && s1 == 1 {
-        channel.copy_from_slice(&phases[..px]);
+        channel.copy_from_slice(&phases[at..][..px]);
         return;
     }
-    for (p, phase) in phases.chunks_exact(px).take(s0 * s1).enumerate() {
+    for p in 0..s0 * s1 {
+        let phase = &phases[p * run + at..][..px];
         let (py, px_) = (p / s1, p % s1);
         for (r, src) in phase.chunks_exact(g.ow).enumerate() {
             let row = &mut channel[(r * s0 + py) * g.w..][..g.w];
@@ -378,23 +405,25 @@ fn merge_phases(g: &Geometry, phases: &[f32], channel: &mut [f32]) {
     }
 }
 
-/// im2col of a phased convolution: one masked copy per column row.
-fn im2col_flat(g: &Geometry, flat: &Flat, img: &[f32], cols: &mut [f32], ld: usize, col0: usize) {
+/// im2col of a chunk of a phased convolution: one masked copy per column
+/// row.
+fn im2col_flat(g: &Geometry, flat: &Flat, images: &[f32], cols: &mut [f32]) {
     with_flat_plane(g, flat, |plane| {
-        im2col_flat_kernel(g, flat, plane, img, cols, ld, col0)
+        im2col_flat_kernel(g, flat, plane, images, cols)
     });
 }
 
-/// col2im of a phased convolution: one masked add per column row. Masked
-/// values add +0.0, to the margins or to pixels the tap does not reach.
-fn col2im_flat(g: &Geometry, flat: &Flat, cols: &[f32], ld: usize, col0: usize, img: &mut [f32]) {
+/// col2im of a chunk of a phased convolution: one masked add per column
+/// row. Masked values add +0.0, to the margins or to pixels the tap does
+/// not reach.
+fn col2im_flat(g: &Geometry, flat: &Flat, cols: &[f32], images: &mut [f32]) {
     with_flat_plane(g, flat, |plane| {
-        col2im_flat_kernel(g, flat, plane, cols, ld, col0, img)
+        col2im_flat_kernel(g, flat, plane, cols, images)
     });
 }
 
-multiversion!(im2col_flat_kernel, im2col_flat_body, (g: &Geometry, flat: &Flat, plane: &mut [f32], img: &[f32], cols: &mut [f32], ld: usize, col0: usize));
-multiversion!(col2im_flat_kernel, col2im_flat_body, (g: &Geometry, flat: &Flat, plane: &mut [f32], cols: &[f32], ld: usize, col0: usize, img: &mut [f32]));
+multiversion!(im2col_flat_kernel, im2col_flat_body, (g: &Geometry, flat: &Flat, plane: &mut [f32], images: &[f32], cols: &mut [f32]));
+multiversion!(col2im_flat_kernel, col2im_flat_body, (g: &Geometry, flat: &Flat, plane: &mut [f32], cols: &[f32], images: &mut [f32]));
 
 // The kernel bodies take the plane as an argument and hold no closures: a
 // closure would not inherit multiversion!'s target features.
@@ -403,17 +432,18 @@ fn im2col_flat_body(
     g: &Geometry,
     flat: &Flat,
     plane: &mut [f32],
-    img: &[f32],
+    images: &[f32],
     cols: &mut [f32],
-    ld: usize,
-    col0: usize,
 ) {
-    let (px, len, taps) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1]);
-    for (c, channel) in img.chunks_exact(len).enumerate() {
-        split_phases(g, channel, &mut plane[flat.lead..]);
-        for (kk, mask) in flat.masks.chunks_exact(px).enumerate() {
-            let src = &plane[flat.starts[kk]..][..px];
-            let dst = &mut cols[(c * taps + kk) * ld + col0..][..px];
+    let (px, len, taps, run) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1], flat.run(g));
+    for c in 0..g.c_big {
+        for j in 0..flat.images {
+            let channel = &images[j * g.big_len() + c * len..][..len];
+            split_phases(g, channel, &mut plane[flat.lead..], run, j * px);
+        }
+        for (kk, mask) in flat.masks.chunks_exact(run).enumerate() {
+            let src = &plane[flat.starts[kk]..][..run];
+            let dst = &mut cols[(c * taps + kk) * run..][..run];
             for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
                 *d = f32::from_bits(s.to_bits() & m);
             }
@@ -427,21 +457,25 @@ fn col2im_flat_body(
     flat: &Flat,
     plane: &mut [f32],
     cols: &[f32],
-    ld: usize,
-    col0: usize,
-    img: &mut [f32],
+    images: &mut [f32],
 ) {
-    let (px, len, taps) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1]);
-    for (c, channel) in img.chunks_exact_mut(len).enumerate() {
-        split_phases(g, channel, &mut plane[flat.lead..]);
-        for (kk, mask) in flat.masks.chunks_exact(px).enumerate() {
-            let src = &cols[(c * taps + kk) * ld + col0..][..px];
-            let dst = &mut plane[flat.starts[kk]..][..px];
+    let (px, len, taps, run) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1], flat.run(g));
+    for c in 0..g.c_big {
+        for j in 0..flat.images {
+            let channel = &images[j * g.big_len() + c * len..][..len];
+            split_phases(g, channel, &mut plane[flat.lead..], run, j * px);
+        }
+        for (kk, mask) in flat.masks.chunks_exact(run).enumerate() {
+            let src = &cols[(c * taps + kk) * run..][..run];
+            let dst = &mut plane[flat.starts[kk]..][..run];
             for ((d, s), m) in dst.iter_mut().zip(src).zip(mask) {
                 *d += f32::from_bits(s.to_bits() & m);
             }
         }
-        merge_phases(g, &plane[flat.lead..], channel);
+        for j in 0..flat.images {
+            let channel = &mut images[j * g.big_len() + c * len..][..len];
+            merge_phases(g, &plane[flat.lead..], run, j * px, channel);
+        }
     }
 }
 
@@ -540,8 +574,13 @@ fn columns<'a>(g: &Geometry, walk: &Walk, images: &'a [f32], cols: &'a mut [f32]
         }
         gather(images, g.c_big, px, cols);
     } else {
-        for (b, img) in images.chunks(g.big_len()).enumerate() {
-            im2col(g, walk, img, cols, ld, b * px);
+        match walk {
+            Walk::Flat(flats) => im2col_flat(g, Flat::of(flats, n), images, cols),
+            Walk::Taps(taps) => {
+                for (b, img) in images.chunks(g.big_len()).enumerate() {
+                    im2col_taps(g, taps, img, cols, ld, b * px);
+                }
+            }
         }
     }
     cols
@@ -597,8 +636,13 @@ fn big_from_small(g: &Geometry, small: &[f32], wm: &[f32], bias: Option<&[f32]>)
             if g.pointwise() {
                 scatter(cols, g.c_big, px, out);
             } else {
-                for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
-                    col2im(g, &walk, cols, ld, b * px, img);
+                match &walk {
+                    Walk::Flat(flats) => col2im_flat(g, Flat::of(flats, n), cols, out),
+                    Walk::Taps(taps) => {
+                        for (b, img) in out.chunks_mut(g.big_len()).enumerate() {
+                            col2im_taps(g, taps, cols, ld, b * px, img);
+                        }
+                    }
                 }
             }
         });
