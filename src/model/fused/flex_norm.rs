@@ -199,6 +199,7 @@ fn lane_dot(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
 
 /// Mean and 1/√(var + ε) of each group of one image, into `stats` (one
 /// per group; two passes: the variance of centred values does not cancel).
+#[inline(always)] // into each of multiversion!'s copies
 fn group_stats(img: &[f32], epsilon: f64, stats: &mut [(f32, f32)]) {
     let per_group = img.len() / stats.len();
     for (st, g) in stats.iter_mut().zip(img.chunks_exact(per_group)) {
@@ -209,7 +210,54 @@ fn group_stats(img: &[f32], epsilon: f64, stats: &mut [(f32, f32)]) {
     }
 }
 
-/// Output, mean [N, G, 1] and rstd [N, G, 1].
+/// `group_stats` of every image in `xs` (`image` values each).
+#[inline(always)]
+fn group_stats_images_body(xs: &[f32], image: usize, epsilon: f64, stats: &mut [(f32, f32)]) {
+    let groups = stats.len() / (xs.len() / image).max(1);
+    for (img, st) in xs.chunks_exact(image).zip(stats.chunks_exact_mut(groups)) {
+        group_stats(img, epsilon, st);
+    }
+}
+
+/// out = x · rstd·γ + (β − mean·rstd·γ), channel by channel, for every
+/// image in `xs` (`image` values each) with its groups' `stats`.
+#[inline(always)]
+fn group_affine_images_body(
+    xs: &[f32],
+    image: usize,
+    stats: &[(f32, f32)],
+    gamma: &[f32],
+    beta: &[f32],
+    out: &mut [f32],
+) {
+    let c = gamma.len();
+    let (spatial, groups) = (image / c, stats.len() / (xs.len() / image).max(1));
+    for ((o, img), st) in out
+        .chunks_exact_mut(image)
+        .zip(xs.chunks_exact(image))
+        .zip(stats.chunks_exact(groups))
+    {
+        for (ch, (o, v)) in o
+            .chunks_exact_mut(spatial)
+            .zip(img.chunks_exact(spatial))
+            .enumerate()
+        {
+            let (mean, rstd) = st[ch / (c / groups)];
+            let scale = rstd * gamma[ch];
+            let shift = beta[ch] - mean * scale;
+            for (o, &v) in o.iter_mut().zip(v) {
+                *o = v * scale + shift;
+            }
+        }
+    }
+}
+
+multiversion!(group_stats_images, group_stats_images_body, (xs: &[f32], image: usize, epsilon: f64, stats: &mut [(f32, f32)]));
+multiversion!(group_affine_images, group_affine_images_body, (xs: &[f32], image: usize, stats: &[(f32, f32)], gamma: &[f32], beta: &[f32], out: &mut [f32]));
+
+/// Output, mean [N, G, 1] and rstd [N, G, 1]. Statistics, then the scale
+/// and shift, each in parallel over images; the output is zeroed by the
+/// threads that fill it.
 pub fn group_norm_forward(
     x: FloatTensor<Flex>,
     gamma: FloatTensor<Flex>,
@@ -222,33 +270,17 @@ pub fn group_norm_forward(
     let (n, c, spatial) = dims(&shape);
     let (xs, gs, bs) = (slice(&x), slice(&gamma), slice(&beta));
     let image = c * spatial;
-    let mut out = vec![0.0; xs.len()];
     let mut stats = vec![(0.0, 0.0); n * groups];
     let per_task = if xs.len() < PARALLEL_MIN { n.max(1) } else { 1 };
-    out.par_chunks_mut(per_task * image)
-        .zip(xs.par_chunks(per_task * image))
+    xs.par_chunks(per_task * image)
         .zip(stats.par_chunks_mut(per_task * groups))
-        .for_each(|((out, xs), stats)| {
-            for ((o, img), st) in out
-                .chunks_exact_mut(image)
-                .zip(xs.chunks_exact(image))
-                .zip(stats.chunks_exact_mut(groups))
-            {
-                group_stats(img, epsilon, st);
-                for (ch, (o, v)) in o
-                    .chunks_exact_mut(spatial)
-                    .zip(img.chunks_exact(spatial))
-                    .enumerate()
-                {
-                    let (mean, rstd) = st[ch / (c / groups)];
-                    let scale = rstd * gs[ch];
-                    let shift = bs[ch] - mean * scale;
-                    o.iter_mut()
-                        .zip(v)
-                        .for_each(|(o, &v)| *o = v * scale + shift);
-                }
-            }
-        });
+        .for_each(|(xs, stats)| group_stats_images(xs, image, epsilon, stats));
+    let out = par_zeroed(xs.len(), per_task * image, |i, out| {
+        let images = out.len() / image;
+        let xs = &xs[i * per_task * image..][..out.len()];
+        let st = &stats[i * per_task * groups..][..images * groups];
+        group_affine_images(xs, image, st, gs, bs, out);
+    });
     let stat_shape = Shape::new([n, groups, 1]);
     let (mean, rstd): (Vec<f32>, Vec<f32>) = stats.into_iter().unzip();
     [
