@@ -319,3 +319,48 @@ fn train_sample_eval_and_denoise_end_to_end() {
     let bytes = std::fs::read(&gif).unwrap();
     assert_eq!(&bytes[..6], b"GIF89a");
 }
+
+/// `bench --json` says which vector code flex's kernels ran, so a figure
+/// names the CPU path it measured: AVX-512 only in a build with the
+/// `avx512` feature on a CPU that has it (a build without it is how
+/// `bench/compare.py --isa avx2` stands in for an AVX2-only laptop).
+#[cfg(feature = "flex")]
+#[test]
+fn bench_reports_the_kernels_it_measured() {
+    let o = latentlab(&[
+        "--backend",
+        "flex",
+        "bench",
+        "--json",
+        "--batches",
+        "2",
+        "--seconds",
+        "0.05",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("bench --json");
+    let row = &rows[0];
+    assert_eq!(row["batch"], 2);
+    assert!(
+        row["ddim50_images_per_sec"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0)
+    );
+    assert_eq!(row["simd"], expected_simd(), "{row}");
+}
+
+#[cfg(all(feature = "flex", target_arch = "x86_64"))]
+fn expected_simd() -> &'static str {
+    if cfg!(feature = "avx512") && std::is_x86_feature_detected!("avx512f") {
+        "avx512"
+    } else if std::is_x86_feature_detected!("avx2") {
+        "avx2"
+    } else {
+        "baseline"
+    }
+}
+
+#[cfg(all(feature = "flex", not(target_arch = "x86_64")))]
+fn expected_simd() -> &'static str {
+    "baseline"
+}

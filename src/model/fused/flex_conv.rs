@@ -252,7 +252,7 @@ fn walk(g: &Geometry) -> Walk {
     }
     let nb = g.chunk();
     let mut sizes = vec![nb.min(g.batch)];
-    if g.batch > nb && g.batch % nb != 0 {
+    if g.batch > nb && !g.batch.is_multiple_of(nb) {
         sizes.push(g.batch % nb);
     }
     Walk::Flat(
