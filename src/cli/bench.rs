@@ -55,13 +55,13 @@ pub fn run(args: BenchArgs, backend_args: &BackendArgs) -> Result<(), CliError> 
     for (kind, dev) in targets {
         backend::set_threads(kind, backend_args.threads);
         let device = backend::select(kind, &dev)?;
+        let simd: Option<&str> = match kind {
+            #[cfg(feature = "flex")]
+            BackendKind::Flex => Some(crate::model::fused::simd_level()),
+            _ => None,
+        };
         for &batch in &args.batches {
             let label = format!("{}:{}", kind.name(), dev);
-            let simd: Option<&str> = match kind {
-                #[cfg(feature = "flex")]
-                BackendKind::Flex => Some(crate::model::fused::simd_level()),
-                _ => None,
-            };
             match simd {
                 Some(isa) => eprintln!("measuring {label} at batch {batch} ({isa} kernels) ..."),
                 None => eprintln!("measuring {label} at batch {batch} ..."),

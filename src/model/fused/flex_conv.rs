@@ -435,12 +435,9 @@ fn im2col_flat_body(
     images: &[f32],
     cols: &mut [f32],
 ) {
-    let (px, len, taps, run) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1], flat.run(g));
+    let (taps, run) = (g.k[0] * g.k[1], flat.run(g));
     for c in 0..g.c_big {
-        for j in 0..flat.images {
-            let channel = &images[j * g.big_len() + c * len..][..len];
-            split_phases(g, channel, &mut plane[flat.lead..], run, j * px);
-        }
+        split_channel(g, flat, images, c, plane);
         for (kk, mask) in flat.masks.chunks_exact(run).enumerate() {
             let src = &plane[flat.starts[kk]..][..run];
             let dst = &mut cols[(c * taps + kk) * run..][..run];
@@ -459,12 +456,9 @@ fn col2im_flat_body(
     cols: &[f32],
     images: &mut [f32],
 ) {
-    let (px, len, taps, run) = (g.pixels(), g.h * g.w, g.k[0] * g.k[1], flat.run(g));
+    let (taps, run) = (g.k[0] * g.k[1], flat.run(g));
     for c in 0..g.c_big {
-        for j in 0..flat.images {
-            let channel = &images[j * g.big_len() + c * len..][..len];
-            split_phases(g, channel, &mut plane[flat.lead..], run, j * px);
-        }
+        split_channel(g, flat, images, c, plane);
         for (kk, mask) in flat.masks.chunks_exact(run).enumerate() {
             let src = &cols[(c * taps + kk) * run..][..run];
             let dst = &mut plane[flat.starts[kk]..][..run];
@@ -472,10 +466,27 @@ fn col2im_flat_body(
                 *d += f32::from_bits(s.to_bits() & m);
             }
         }
-        for j in 0..flat.images {
-            let channel = &mut images[j * g.big_len() + c * len..][..len];
-            merge_phases(g, &plane[flat.lead..], run, j * px, channel);
-        }
+        merge_channel(g, flat, plane, c, images);
+    }
+}
+
+/// Channel `c` of every image of the chunk into the plane's phases.
+#[inline(always)] // into each of multiversion!'s copies
+fn split_channel(g: &Geometry, flat: &Flat, images: &[f32], c: usize, plane: &mut [f32]) {
+    let (px, len, run) = (g.pixels(), g.h * g.w, flat.run(g));
+    for j in 0..flat.images {
+        let channel = &images[j * g.big_len() + c * len..][..len];
+        split_phases(g, channel, &mut plane[flat.lead..], run, j * px);
+    }
+}
+
+/// The inverse of `split_channel`.
+#[inline(always)]
+fn merge_channel(g: &Geometry, flat: &Flat, plane: &[f32], c: usize, images: &mut [f32]) {
+    let (px, len, run) = (g.pixels(), g.h * g.w, flat.run(g));
+    for j in 0..flat.images {
+        let channel = &mut images[j * g.big_len() + c * len..][..len];
+        merge_phases(g, &plane[flat.lead..], run, j * px, channel);
     }
 }
 
