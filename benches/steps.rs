@@ -4,10 +4,12 @@
 //! of many runs; on a shared machine the fastest moves least, so compare
 //! two builds by it, alternating them.
 //!
-//!   cargo bench --bench steps -- [--threads T] [--batch B] [--runs N] [--only forward|unet|ae]
+//!   cargo bench --bench steps -- [--threads T] [--batch B] [--runs N] [--only forward|sample|unet|ae]
 //!
 //! `--only` times one step alone, for a profiler (`perf record`) to see it
-//! without the others.
+//! without the others. `sample` (only when asked for) is a whole DDIM-50
+//! run through the sampler, per step: the forward plus the sampler's own
+//! arithmetic, as `latentlab bench` times it.
 //!
 //! `latentlab bench` measures whole-recipe throughput instead.
 
@@ -16,9 +18,13 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use latentlab::backend::{BackendKind, on_compute_pool, select, set_threads, tune_allocator};
-use latentlab::config::ExperimentConfig;
+use latentlab::config::{ExperimentConfig, SamplerKind};
+use latentlab::diffusion::NoiseSchedule;
+use latentlab::diffusion::sampler::{SampleRequest, sample};
 use latentlab::model::params::seeded;
 use latentlab::model::{Autoencoder, Unet};
+
+const DDIM_STEPS: usize = 50;
 
 /// The number (at least `min`) after `name`, or `default`; anything else
 /// ends the run with one line saying which flag was wrong.
@@ -41,9 +47,9 @@ fn only() -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     let at = args.iter().position(|a| a == "--only")?;
     match args.get(at + 1).map(String::as_str) {
-        Some(step @ ("forward" | "unet" | "ae")) => Some(step.to_string()),
+        Some(step @ ("forward" | "sample" | "unet" | "ae")) => Some(step.to_string()),
         _ => {
-            eprintln!("steps: --only takes forward, unet or ae");
+            eprintln!("steps: --only takes forward, sample, unet or ae");
             std::process::exit(2);
         }
     }
@@ -108,6 +114,29 @@ fn main() {
                 time(runs, || {
                     sampler.forward(latents.clone(), &steps).into_data();
                 }),
+            );
+        }
+        if only.as_deref() == Some("sample") {
+            let sampler = unet.valid();
+            let schedule = NoiseSchedule::new(&cfg.diffusion);
+            let mut req = SampleRequest::from_config(&cfg.sampling, batch, 3, None);
+            (req.sampler, req.steps) = (SamplerKind::Ddim, DDIM_STEPS);
+            let (fastest, median) = time(runs, || {
+                sample(
+                    &sampler,
+                    &schedule,
+                    [c, h, w],
+                    &req,
+                    &device,
+                    &mut |_, _| true,
+                )
+                .expect("never cancelled");
+            });
+            let per_step = |ms: f64| ms / DDIM_STEPS as f64;
+            report(
+                "DDIM-50, per step",
+                batch,
+                (per_step(fastest), per_step(median)),
             );
         }
         if wanted("unet") {

@@ -331,7 +331,9 @@ fn convolutions_match_burn_forward_and_gradients() {
         // image, where taps must not read across images) and a remainder
         // chunk, batch 1 takes their in-place path, and maps exactly stride
         // times the output (3×3 padding 1, 4×4 stride 2 on even maps) their
-        // phase planes; an odd map with stride 2 takes the tap table.
+        // phase planes; an odd map with stride 2 takes the tap table; 4×4,
+        // 2×2 and 1×1 maps under a 3×3 kernel go by regions that read the
+        // same taps.
         for (cin, cout, k, stride, bias, side, batch) in [
             (1, 16, 3, 1, true, 8, 3),
             (1, 16, 3, 2, true, 28, 2),
@@ -341,6 +343,8 @@ fn convolutions_match_burn_forward_and_gradients() {
             (8, 8, 3, 1, false, 7, 3),
             (16, 16, 3, 1, false, 14, 2),
             (32, 32, 3, 1, true, 2, 19),
+            (16, 16, 3, 1, true, 4, 21),
+            (8, 8, 3, 1, false, 1, 5),
             (4, 8, 3, 1, true, 8, 22),
             (16, 32, 3, 2, true, 8, 37),
             (16, 4, 1, 1, true, 1, 3),

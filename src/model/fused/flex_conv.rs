@@ -32,6 +32,8 @@ use rayon::prelude::*;
 use super::ConvSpec;
 use super::par_zeroed::par_zeroed;
 
+mod regions;
+
 /// Output pixels per GEMM: wide enough for the microkernels to stream,
 /// small enough that a chunk's columns stay in L2.
 const COLUMNS: usize = 512;
@@ -599,10 +601,18 @@ fn columns<'a>(g: &Geometry, walk: &Walk, images: &'a [f32], cols: &'a mut [f32]
 
 /// small = Wm · im2col(big) (+ bias per small channel).
 fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let (rows, px, nb, walk) = (g.rows(), g.pixels(), g.chunk(), walk(g));
+    let (rows, px, walk) = (g.rows(), g.pixels(), walk(g));
+    let plan = regions::Plan::new(g, wm);
+    let nb = match plan {
+        Some(_) => regions::chunk_images(g),
+        None => g.chunk(),
+    };
     par_zeroed(g.batch * g.small_len(), nb * g.small_len(), |i, out| {
         let n = out.len() / g.small_len();
         let inp = &big[i * nb * g.big_len()..][..n * g.big_len()];
+        if let Some(plan) = &plan {
+            return regions::chunk(g, plan, inp, out, bias);
+        }
         let ld = n * px;
         // One image: the GEMM writes it in place, no gather or scatter.
         let product = if n == 1 { 0 } else { g.c_small * ld };
