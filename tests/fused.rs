@@ -387,6 +387,7 @@ fn convolutions_match_burn_forward_and_gradients() {
             (16, 8, 3, 1, 1, 0, 9, 2),
             (64, 32, 3, 1, 1, 0, 2, 19),
             (16, 8, 4, 2, 1, 0, 4, 21),
+            (64, 32, 4, 2, 1, 0, 2, 19),
             (16, 8, 3, 2, 1, 1, 4, 3),
         ] {
             let conv = ConvTranspose2dConfig::new([cin, cout], [k, k])

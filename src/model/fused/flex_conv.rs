@@ -33,6 +33,8 @@ use super::ConvSpec;
 use super::par_zeroed::par_zeroed;
 
 mod regions;
+mod subpixel;
+mod transpose;
 
 /// Output pixels per GEMM: wide enough for the microkernels to stream,
 /// small enough that a chunk's columns stay in L2.
@@ -791,7 +793,9 @@ pub fn forward(
     let g = geometry(&x.shape(), &weight.shape(), &spec);
     let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
     if spec.transposed {
-        let out = big_from_small(&g, slice(&x), slice(&weight), Some(slice(&bias)));
+        let (xs, ws, bs) = (slice(&x), slice(&weight), slice(&bias));
+        let out = subpixel::forward(&g, xs, ws, bs)
+            .unwrap_or_else(|| big_from_small(&g, xs, ws, Some(bs)));
         tensor(out, [g.batch, g.c_big, g.h, g.w])
     } else {
         let out = small_from_big(&g, slice(&x), slice(&weight), Some(slice(&bias)));

@@ -20,6 +20,7 @@
 
 use std::ops::Range;
 
+use super::transpose::transpose;
 use super::{Geometry, gemm, with_plane, with_scratch};
 
 /// Go by regions when at least this share of a whole-map im2col's taps
@@ -71,11 +72,12 @@ fn bands(out: usize, size: usize, k: usize, pad: usize) -> Vec<(Range<usize>, Ra
     bands
 }
 
-/// The regions of a stride-1 convolution with padding; None for other
-/// strides, 1×1, no padding, or pixels that read no tap at all (padding as
-/// wide as the kernel).
+/// The regions of a stride-1 convolution (padding before the map is
+/// `g.pad`, after it whatever `g.oh` and `g.ow` leave, as in the sub-pixel
+/// convolutions); None for other strides, 1×1, or pixels that read no tap
+/// at all (padding as wide as the kernel).
 fn regions(g: &Geometry) -> Option<Vec<Region>> {
-    if g.stride != [1, 1] || g.pointwise() || g.pad == [0, 0] {
+    if g.stride != [1, 1] || g.pointwise() {
         return None;
     }
     let rows = bands(g.oh, g.h, g.k[0], g.pad[0]);
@@ -94,6 +96,17 @@ fn regions(g: &Geometry) -> Option<Vec<Region>> {
     all.iter().all(|r| r.taps() > 0).then_some(all)
 }
 
+/// The share of a whole-map im2col's taps that read padding.
+fn waste(g: &Geometry, regions: &[Region]) -> f64 {
+    let read: usize = regions.iter().map(|r| r.taps() * r.pixels()).sum();
+    1.0 - read as f64 / (g.k[0] * g.k[1] * g.pixels()) as f64
+}
+
+/// Whether `small_from_big` goes by regions for this geometry.
+pub(super) fn pays(g: &Geometry) -> bool {
+    regions(g).is_some_and(|r| waste(g, &r) >= MIN_WASTE)
+}
+
 /// The regions and the weight with the input channel innermost, once per
 /// convolution.
 pub(super) struct Plan {
@@ -107,13 +120,8 @@ pub(super) struct Plan {
 impl Plan {
     /// The plan where going by regions pays (see `MIN_WASTE`).
     pub(super) fn new(g: &Geometry, wm: &[f32]) -> Option<Plan> {
-        let regions = regions(g)?;
-        let read: usize = regions.iter().map(|r| r.taps() * r.pixels()).sum();
+        let regions = regions(g).filter(|r| waste(g, r) >= MIN_WASTE)?;
         let taps = g.k[0] * g.k[1];
-        let waste = 1.0 - read as f64 / (taps * g.pixels()) as f64;
-        if waste < MIN_WASTE {
-            return None;
-        }
         let mut weight = vec![0.0; wm.len()];
         for (w, out) in wm
             .chunks_exact(g.rows())
@@ -130,7 +138,7 @@ impl Plan {
 }
 
 /// One chunk of `small_from_big`: the chunk's images `big` into their
-/// outputs `out` (n·C_small·oh·ow, zeroed), region by region.
+/// outputs `out` (n·C_small·oh·ow), region by region.
 pub(super) fn chunk(g: &Geometry, plan: &Plan, big: &[f32], out: &mut [f32], bias: Option<&[f32]>) {
     let n = big.len() / g.big_len();
     let (plane_len, px) = (g.h * g.w, g.pixels());
@@ -141,64 +149,59 @@ pub(super) fn chunk(g: &Geometry, plan: &Plan, big: &[f32], out: &mut [f32], bia
         .map(|r| g.c_big * r.taps() * r.pixels() * n)
         .collect();
     let product = g.c_small * px * n;
+    let planes = g.big_len().max(g.small_len()) * n;
     with_scratch(sizes.iter().sum(), product, |cols, prod| {
-        with_plane(plane_len * n, |plane| {
+        with_plane(planes, |planes| {
+            // The chunk image-minor, [C_big·h·w, images]; then each
+            // channel's rows of every region.
+            transpose(big, g.big_len(), [n, g.big_len()], planes, n);
             for ci in 0..g.c_big {
-                // Channel ci of every image as [pixels, images]: strided
-                // loads (from L1), contiguous stores.
-                for (p, row) in plane.chunks_exact_mut(n).enumerate() {
-                    for (d, image) in row.iter_mut().zip(big.chunks_exact(g.big_len())) {
-                        *d = image[ci * plane_len + p];
-                    }
-                }
+                let plane = &planes[ci * plane_len * n..][..plane_len * n];
                 let mut at = 0;
                 for (r, size) in plan.regions.iter().zip(&sizes) {
                     region_rows(g, r, plane, n, ci, &mut cols[at..][..*size]);
                     at += size;
                 }
             }
-        });
-        let mut at = 0;
-        for (r, size) in plan.regions.iter().zip(&sizes) {
-            let ld = r.pixels() * n;
-            let prod = &mut prod[..g.c_small * ld];
-            // One GEMM per kernel row, accumulating: its taps are a run of
-            // the weight's columns and of the region's column rows.
-            let rows = r.kj.len() * g.c_big;
-            for (i, ki) in r.ki.clone().enumerate() {
-                let w = &plan.weight[(ki * g.k[1] + r.kj.start) * g.c_big..];
-                let block = &cols[at + i * rows * ld..][..rows * ld];
-                gemm(
-                    [g.c_small, ld, rows],
-                    prod,
-                    ld,
-                    i > 0,
-                    w,
-                    [g.rows(), 1],
-                    block,
-                    [ld, 1],
-                );
-            }
-            at += size;
-            // [C_small, region pixels, images] into the images, image by
-            // image: strided loads (from L1), stores close together.
-            for (j, image) in out.chunks_exact_mut(g.small_len()).enumerate() {
-                for (co, (row, channel)) in prod
-                    .chunks_exact(ld)
-                    .zip(image.chunks_exact_mut(px))
-                    .enumerate()
-                {
+            // The output image-minor too, [C_small·oh·ow, images], reusing
+            // the planes, then transposed into the images.
+            let result = &mut planes[..g.small_len() * n];
+            let mut at = 0;
+            for (r, size) in plan.regions.iter().zip(&sizes) {
+                let ld = r.pixels() * n;
+                let prod = &mut prod[..g.c_small * ld];
+                // One GEMM per kernel row, accumulating: its taps are a run
+                // of the weight's columns and of the region's column rows.
+                let rows = r.kj.len() * g.c_big;
+                for (i, ki) in r.ki.clone().enumerate() {
+                    let w = &plan.weight[(ki * g.k[1] + r.kj.start) * g.c_big..];
+                    let block = &cols[at + i * rows * ld..][..rows * ld];
+                    gemm(
+                        [g.c_small, ld, rows],
+                        prod,
+                        ld,
+                        i > 0,
+                        w,
+                        [g.rows(), 1],
+                        block,
+                        [ld, 1],
+                    );
+                }
+                at += size;
+                // A region row is one run of the result, with the bias.
+                let width = r.x.len() * n;
+                for (co, row) in prod.chunks_exact(ld).enumerate() {
                     let b = bias.map_or(0.0, |b| b[co]);
-                    let mut k = j;
-                    for oy in r.y.clone() {
-                        for d in &mut channel[oy * g.ow..][r.x.clone()] {
-                            *d = row[k] + b;
-                            k += n;
+                    for (yy, oy) in r.y.clone().enumerate() {
+                        let dst = &mut result[(co * px + oy * g.ow + r.x.start) * n..][..width];
+                        for (d, &v) in dst.iter_mut().zip(&row[yy * width..][..width]) {
+                            *d = v + b;
                         }
                     }
                 }
             }
-        }
+            transpose(result, n, [g.small_len(), n], out, g.small_len());
+        });
     });
 }
 
@@ -303,7 +306,22 @@ mod tests {
             assert!(seen.iter().all(|&s| s == 1), "{side} {k} {pad}: {seen:?}");
         }
         assert!(regions(&geometry(2, 3, 3)).is_none());
-        assert!(regions(&geometry(8, 3, 0)).is_none());
+        // No padding: one region, every tap.
+        assert_eq!(regions(&geometry(8, 3, 0)).unwrap().len(), 1);
+        // Padding after the map only (a sub-pixel phase): the last row and
+        // column miss their second tap.
+        let after = Geometry {
+            oh: 4,
+            ow: 4,
+            ..geometry(4, 2, 0)
+        };
+        let last = Region {
+            y: 3..4,
+            x: 3..4,
+            ki: 0..1,
+            kj: 0..1,
+        };
+        assert_eq!(regions(&after).unwrap().last(), Some(&last));
         assert!(regions(&geometry(8, 1, 0)).is_none());
     }
 }
