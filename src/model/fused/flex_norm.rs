@@ -5,10 +5,12 @@
 //! per element: together a quarter of a DDIM step on the U-Net. Here
 //! GroupNorm reads its input twice (statistics, then one scale-and-shift
 //! per channel) and SiLU uses an exp that vectorises, compiled for AVX-512
-//! and AVX2 and picked at run time, with the same lane-wise operations (no
-//! fused multiply-adds) on every path, so every CPU of one kind gives the
-//! same bits. Work splits by image, with per-image partial sums added in
-//! image order: the results do not depend on the thread count.
+//! and AVX2 and picked at run time. GroupNorm runs the same lane-wise
+//! operations on every path, so every CPU gives the same bits; SiLU uses
+//! fused multiply-adds where the CPU has them (AVX-512 and AVX2 machines
+//! then agree, the baseline differs in the last bits). Work splits by
+//! image, with per-image partial sums added in image order: the results do
+//! not depend on the thread count.
 
 use burn::backend::Flex;
 use burn::backend::TensorMetadata;
@@ -17,6 +19,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
+use super::multiversion::madd;
 use super::par_zeroed::par_zeroed;
 
 /// Below this many elements one thread does it: fanning out costs more.
@@ -42,21 +45,30 @@ fn tensor(data: Vec<f32>, shape: Shape) -> FloatTensor<Flex> {
 /// e^x within 5·10⁻⁷ relative (tested), branch-free so that it vectorises (Cephes' expf:
 /// x = n·ln 2 + r, a degree-6 polynomial for e^r, 2^n from the exponent
 /// bits). NaN stays NaN; the input is clamped to where e^x is a normal f32.
+/// With `FMA` the reduction and the polynomial use fused multiply-adds:
+/// a third fewer operations.
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
+pub(super) fn exp_with<const FMA: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
+    let m = madd::<FMA>;
     let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + ROUND;
+    let t = m(x, LOG2E, ROUND);
     let n = t - ROUND;
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let r = m(n, 2.121_944_4e-4, m(n, -0.693_359_4, x));
     let z = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5; // Cephes: 5.0000001e-1, which is 0.5 in f32
-    let e = p * z + r + 1.0;
+    let p = m(1.987_569_1e-4, r, 1.398_199_9e-3);
+    let p = m(
+        m(
+            m(m(p, r, 8.333_452e-3), r, 4.166_579_6e-2),
+            r,
+            1.666_666_5e-1,
+        ),
+        r,
+        0.5,
+    ); // Cephes: 5.0000001e-1, which is 0.5 in f32
+    let e = m(p, z, r) + 1.0;
     // t = ROUND + n exactly (one unit per ulp there), so its bits minus
     // ROUND's are n: integer lanes, where `n as i32` would be scalarised
     // for its saturating NaN and overflow handling.
@@ -64,29 +76,35 @@ pub(super) fn exp(x: f32) -> f32 {
     e * f32::from_bits(biased << 23)
 }
 
+/// `exp_with` without fused multiply-adds: the same bits on every CPU.
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+pub(super) fn exp(x: f32) -> f32 {
+    exp_with::<false>(x)
 }
 
 #[inline(always)]
-fn silu_forward_slice(x: &[f32], out: &mut [f32]) {
+fn sigmoid<const FMA: bool>(x: f32) -> f32 {
+    1.0 / (1.0 + exp_with::<FMA>(-x))
+}
+
+#[inline(always)]
+fn silu_forward_slice<const FMA: bool>(x: &[f32], out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = v * sigmoid(v);
+        *o = v * sigmoid::<FMA>(v);
     }
 }
 
 /// d/dx x·σ(x) = σ(x)·(1 + x·(1 − σ(x))).
 #[inline(always)]
-fn silu_backward_slice(x: &[f32], grad: &[f32], out: &mut [f32]) {
+fn silu_backward_slice<const FMA: bool>(x: &[f32], grad: &[f32], out: &mut [f32]) {
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(grad) {
-        let s = sigmoid(v);
+        let s = sigmoid::<FMA>(v);
         *o = g * (s * (1.0 + v * (1.0 - s)));
     }
 }
 
-multiversion!(silu_forward_any, silu_forward_slice, (x: &[f32], out: &mut [f32]));
-multiversion!(silu_backward_any, silu_backward_slice, (x: &[f32], grad: &[f32], out: &mut [f32]));
+multiversion_fma!(silu_forward_any, silu_forward_slice, (x: &[f32], out: &mut [f32]));
+multiversion_fma!(silu_backward_any, silu_backward_slice, (x: &[f32], grad: &[f32], out: &mut [f32]));
 
 /// Split element-wise work into fixed blocks (by length alone) in parallel.
 fn blocks(len: usize) -> usize {
@@ -380,19 +398,22 @@ pub fn group_norm_backward(
 
 #[cfg(test)]
 mod tests {
-    use super::exp;
+    use super::{exp, exp_with};
 
     #[test]
     fn the_vectorisable_exp_is_within_a_few_ulp_of_the_c_library() {
-        let mut worst = 0.0f64;
-        // Inside the clamp: e^x is a normal f32 there.
-        for i in -86_999..88_000 {
-            let x = i as f32 * 1e-3;
-            let want = (x as f64).exp();
-            worst = worst.max(((exp(x) as f64) - want).abs() / want);
+        // Without and with fused multiply-adds (here a library call).
+        for exp in [exp, exp_with::<true>] {
+            let mut worst = 0.0f64;
+            // Inside the clamp: e^x is a normal f32 there.
+            for i in -86_999..88_000 {
+                let x = i as f32 * 1e-3;
+                let want = (x as f64).exp();
+                worst = worst.max(((exp(x) as f64) - want).abs() / want);
+            }
+            assert!(worst < 5e-7, "largest relative error {worst:e}");
+            assert!(exp(f32::NAN).is_nan());
+            assert_eq!(exp(-1000.0), exp(-87.0), "clamped, not 0 or denormal");
         }
-        assert!(worst < 5e-7, "largest relative error {worst:e}");
-        assert!(exp(f32::NAN).is_nan());
-        assert_eq!(exp(-1000.0), exp(-87.0), "clamped, not 0 or denormal");
     }
 }
