@@ -103,9 +103,10 @@ fn waste(g: &Geometry, regions: &[Region]) -> f64 {
     1.0 - read as f64 / (g.k[0] * g.k[1] * g.pixels()) as f64
 }
 
-/// Whether `small_from_big` goes by regions for this geometry.
-pub(super) fn pays(g: &Geometry) -> bool {
-    regions(g).is_some_and(|r| waste(g, &r) >= MIN_WASTE)
+/// The share of a whole-map im2col's taps that read padding, where this
+/// geometry has regions.
+pub(super) fn padding_share(g: &Geometry) -> Option<f64> {
+    regions(g).map(|r| waste(g, &r))
 }
 
 /// The regions and the weight with the input channel innermost, once per
