@@ -603,18 +603,19 @@ fn columns<'a>(g: &Geometry, walk: &Walk, images: &'a [f32], cols: &'a mut [f32]
 
 /// small = Wm · im2col(big) (+ bias per small channel).
 fn small_from_big(g: &Geometry, big: &[f32], wm: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let (rows, px, walk) = (g.rows(), g.pixels(), walk(g));
-    let plan = regions::Plan::new(g, wm);
-    let nb = match plan {
-        Some(_) => regions::chunk_images(g),
-        None => g.chunk(),
-    };
-    par_zeroed(g.batch * g.small_len(), nb * g.small_len(), |i, out| {
+    let len = g.batch * g.small_len();
+    if let Some(plan) = regions::Plan::new(g, wm) {
+        let nb = regions::chunk_images(g);
+        return par_zeroed(len, nb * g.small_len(), |i, out| {
+            let n = out.len() / g.small_len();
+            let inp = &big[i * nb * g.big_len()..][..n * g.big_len()];
+            regions::chunk(g, &plan, inp, out, bias)
+        });
+    }
+    let (rows, px, nb, walk) = (g.rows(), g.pixels(), g.chunk(), walk(g));
+    par_zeroed(len, nb * g.small_len(), |i, out| {
         let n = out.len() / g.small_len();
         let inp = &big[i * nb * g.big_len()..][..n * g.big_len()];
-        if let Some(plan) = &plan {
-            return regions::chunk(g, plan, inp, out, bias);
-        }
         let ld = n * px;
         // One image: the GEMM writes it in place, no gather or scatter.
         let product = if n == 1 { 0 } else { g.c_small * ld };

@@ -87,17 +87,22 @@ fn phases(g: &Geometry) -> Option<Vec<Phase>> {
 fn phase_weight(g: &Geometry, phase: &Phase, weight: &[f32]) -> Vec<f32> {
     let (c_in, c_out, [kh, kw]) = (g.c_small, g.c_big, g.k);
     let [rows, cols] = &phase.taps;
-    let mut out = Vec::with_capacity(c_out * c_in * rows.len() * cols.len());
-    for co in 0..c_out {
-        for ci in 0..c_in {
-            let tap = &weight[(ci * c_out + co) * kh * kw..][..kh * kw];
-            for &ki in rows {
-                for &kj in cols {
-                    out.push(tap[ki * kw + kj]);
+    let per_out = c_in * rows.len() * cols.len();
+    let mut out = vec![0.0; c_out * per_out];
+    out.par_chunks_exact_mut(per_out)
+        .enumerate()
+        .for_each(|(co, out)| {
+            let mut at = 0;
+            for ci in 0..c_in {
+                let tap = &weight[(ci * c_out + co) * kh * kw..][..kh * kw];
+                for &ki in rows {
+                    for &kj in cols {
+                        out[at] = tap[ki * kw + kj];
+                        at += 1;
+                    }
                 }
             }
-        }
-    }
+        });
     out
 }
 
