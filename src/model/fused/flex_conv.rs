@@ -19,6 +19,11 @@
 //! parallel, each GEMM on one thread. Chunking depends only on the shapes
 //! and partial weight gradients are summed in chunk order, so results do
 //! not depend on the thread count.
+//!
+//! On the smallest maps, where many taps read padding, `small = Wm ·
+//! im2col(big)` goes by regions of output pixels that read the same taps
+//! (`regions.rs`), and a strided transposed convolution's forward by one
+//! stride-1 convolution per output phase (`subpixel.rs`).
 
 use std::cell::RefCell;
 
