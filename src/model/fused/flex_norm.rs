@@ -103,8 +103,8 @@ fn silu_backward_slice<const FMA: bool>(x: &[f32], grad: &[f32], out: &mut [f32]
     }
 }
 
-multiversion_fma!(silu_forward_any, silu_forward_slice, (x: &[f32], out: &mut [f32]));
-multiversion_fma!(silu_backward_any, silu_backward_slice, (x: &[f32], grad: &[f32], out: &mut [f32]));
+multiversion!(fma silu_forward_any, silu_forward_slice, (x: &[f32], out: &mut [f32]));
+multiversion!(fma silu_backward_any, silu_backward_slice, (x: &[f32], grad: &[f32], out: &mut [f32]));
 
 /// Split element-wise work into fixed blocks (by length alone) in parallel.
 fn blocks(len: usize) -> usize {

@@ -8,70 +8,53 @@
 
 /// One element-wise kernel compiled three times: for AVX-512, for AVX2 and
 /// for the build's baseline, chosen once per call by what the CPU has.
+///
+/// `multiversion!(fma name, body, (args))` takes a body generic over
+/// `const FMA: bool`: the vector copies run it with fused multiply-adds
+/// (`madd`), where the CPU has FMA too (every AVX2 CPU but a few early VIA
+/// ones), the baseline without.
 macro_rules! multiversion {
-    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+    ($name:ident, $body:ident, $args:tt) => {
+        multiversion!(@copies $name, $args,
+            "avx512f", ["avx512f"], $body, "avx2", ["avx2"], $body, $body);
+    };
+    (fma $name:ident, $body:ident, $args:tt) => {
+        multiversion!(@copies $name, $args,
+            "avx512f,fma", ["avx512f", "fma"], $body::<true>,
+            "avx2,fma", ["avx2", "fma"], $body::<true>, $body::<false>);
+    };
+    (@copies $name:ident, ($($arg:ident: $ty:ty),*),
+        $wide:tt, [$($wide_has:tt),*], $wide_body:path,
+        $avx2:tt, [$($avx2_has:tt),*], $avx2_body:path, $base_body:path) => {
         fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[cfg(feature = "avx512")]
                 {
-                    #[target_feature(enable = "avx512f")]
+                    #[target_feature(enable = $wide)]
                     fn avx512($($arg: $ty),*) {
-                        $body($($arg),*)
+                        $wide_body($($arg),*)
                     }
-                    if std::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: the CPU has AVX-512F, checked just above.
+                    if $(std::is_x86_feature_detected!($wide_has))&&* {
+                        // SAFETY: the CPU has these features, checked just above.
                         return unsafe { avx512($($arg),*) };
                     }
                 }
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = $avx2)]
                 fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
+                    $avx2_body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
+                if $(std::is_x86_feature_detected!($avx2_has))&&* {
+                    // SAFETY: the CPU has these features, checked just above.
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            $base_body($($arg),*)
         }
     };
 }
 
-/// The same for a body generic over `const FMA: bool`: the vector copies
-/// run it with fused multiply-adds (`madd`), where the CPU has FMA too
-/// (every AVX2 CPU but a few early VIA ones), the baseline without.
-macro_rules! multiversion_fma {
-    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[cfg(feature = "avx512")]
-                {
-                    #[target_feature(enable = "avx512f,fma")]
-                    fn avx512($($arg: $ty),*) {
-                        $body::<true>($($arg),*)
-                    }
-                    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-                        // SAFETY: the CPU has AVX-512F and FMA, checked just above.
-                        return unsafe { avx512($($arg),*) };
-                    }
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) {
-                    $body::<true>($($arg),*)
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body::<false>($($arg),*)
-        }
-    };
-}
-
-/// `a·b + c`, rounded once where `FMA` (only in `multiversion_fma!`'s
+/// `a·b + c`, rounded once where `FMA` (only in `multiversion!(fma …)`'s
 /// vector copies: elsewhere `mul_add` is a slow library call).
 #[inline(always)]
 pub(super) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {

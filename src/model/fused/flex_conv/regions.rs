@@ -9,10 +9,10 @@
 //! inside the image; each region is its own GEMM with only those taps:
 //! [C_small, C_big·taps] · im2col of the region.
 //!
-//! A region's rows are short (1 or 2 pixels on a 2×2 map), so its columns
-//! run image-minor: each channel of the chunk is first turned into a plane
-//! [pixels, images], where a region row of all the chunk's images is one
-//! contiguous copy.
+//! A region's rows are short (one pixel on a 2×2 map), so its columns run
+//! image-minor: the chunk is first transposed to [C_big·h·w, images], where
+//! a region row of all the chunk's images is one contiguous copy, and the
+//! output is gathered the same way and transposed back (`transpose.rs`).
 //!
 //! The chunks are `small_from_big`'s; within one, every output value comes
 //! from one GEMM whose size depends on the shapes alone, so results do not
