@@ -45,12 +45,13 @@ pub enum BackendError {
 
 /// Backends compiled into this binary, best first.
 pub fn available() -> Vec<BackendKind> {
-    let mut v = Vec::new();
-    #[cfg(feature = "tch")]
-    v.push(BackendKind::Tch);
-    #[cfg(feature = "flex")]
-    v.push(BackendKind::Flex);
-    v
+    [
+        #[cfg(feature = "tch")]
+        BackendKind::Tch,
+        #[cfg(feature = "flex")]
+        BackendKind::Flex,
+    ]
+    .to_vec()
 }
 
 pub fn available_names() -> String {

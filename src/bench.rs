@@ -60,7 +60,7 @@ fn time_steps(seconds: f64, mut step: impl FnMut() -> Tensor<1>) -> f64 {
         steps += 1;
         // Read back every few steps: keeps the queue bounded without
         // syncing each step (what the trainer does too).
-        if steps % 8 == 0 || start.elapsed().as_secs_f64() >= seconds {
+        if steps.is_multiple_of(8) || start.elapsed().as_secs_f64() >= seconds {
             to_vec(loss);
             if start.elapsed().as_secs_f64() >= seconds {
                 break;

@@ -194,7 +194,7 @@ impl Plan {
 
     /// Whether `step` (steps done) closes an epoch or the stage.
     pub fn ends_epoch(&self, steps_done: usize) -> bool {
-        steps_done % self.steps_per_epoch == 0 || steps_done == self.total_steps
+        steps_done.is_multiple_of(self.steps_per_epoch) || steps_done == self.total_steps
     }
 }
 
@@ -443,7 +443,7 @@ impl StageLoop {
     /// lags the checkpoint) and whether to stop.
     pub fn control(&mut self, ctx: &mut Ctx, done: usize) -> Result<(bool, bool), TrainError> {
         let control = ctx.between_steps();
-        let periodic = self.every_steps > 0 && done % self.every_steps == 0;
+        let periodic = self.every_steps > 0 && done.is_multiple_of(self.every_steps);
         let save = control != Control::Continue || periodic;
         if save {
             self.losses.flush(ctx)?;
