@@ -58,16 +58,18 @@ pub(super) fn exp_with<const FMA: bool>(x: f32) -> f32 {
     let n = t - ROUND;
     let r = m(n, 2.121_944_4e-4, m(n, -0.693_359_4, x));
     let z = r * r;
-    let p = m(1.987_569_1e-4, r, 1.398_199_9e-3);
-    let p = m(
-        m(
-            m(m(p, r, 8.333_452e-3), r, 4.166_579_6e-2),
-            r,
-            1.666_666_5e-1,
-        ),
-        r,
+    // Horner's rule, highest coefficient first (Cephes' last, 5.0000001e-1,
+    // is 0.5 in f32).
+    let mut p = 1.987_569_1e-4;
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
         0.5,
-    ); // Cephes: 5.0000001e-1, which is 0.5 in f32
+    ] {
+        p = m(p, r, c);
+    }
     let e = m(p, z, r) + 1.0;
     // t = ROUND + n exactly (one unit per ulp there), so its bits minus
     // ROUND's are n: integer lanes, where `n as i32` would be scalarised
