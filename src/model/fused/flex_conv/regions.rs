@@ -107,10 +107,14 @@ fn waste(g: &Geometry, regions: &[Region]) -> f64 {
     1.0 - read as f64 / (g.k[0] * g.k[1] * g.pixels()) as f64
 }
 
-/// The share of a whole-map im2col's taps that read padding, where this
-/// geometry has regions.
-pub(super) fn padding_share(g: &Geometry) -> Option<f64> {
-    regions(g).map(|r| waste(g, &r))
+/// The regions of `g` where going by them pays (see `MIN_WASTE`).
+fn paying(g: &Geometry) -> Option<Vec<Region>> {
+    regions(g).filter(|r| waste(g, r) >= MIN_WASTE)
+}
+
+/// Whether `small_from_big` goes by regions for this geometry.
+pub(super) fn applies(g: &Geometry) -> bool {
+    paying(g).is_some()
 }
 
 /// The regions and the weight with the input channel innermost, once per
@@ -126,7 +130,7 @@ pub(super) struct Plan {
 impl Plan {
     /// The plan where going by regions pays (see `MIN_WASTE`).
     pub(super) fn new(g: &Geometry, wm: &[f32]) -> Option<Plan> {
-        let regions = regions(g).filter(|r| waste(g, r) >= MIN_WASTE)?;
+        let regions = paying(g)?;
         let taps = g.k[0] * g.k[1];
         // Per output channel [C_big, taps] -> [taps, C_big], in parallel:
         // on two threads a serial copy of every weight was ~5 % of a step.

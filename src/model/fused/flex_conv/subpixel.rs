@@ -10,17 +10,14 @@
 //! up-sampling convolutions need no col2im (a scatter-add per tap), and
 //! their padding taps are skipped by `regions` like any stride-1
 //! convolution's: on the U-Net's 2×2 → 4×4 map 44 % of the work read
-//! padding, on 4×4 → 8×8 23 %. Larger maps keep col2im (see `MIN_WASTE`).
+//! padding, on 4×4 → 8×8 23 %. Only there: where the phases would not go
+//! by regions (the autoencoder's 7×7 → 14×14, 14 %), four whole-map
+//! convolutions and the interleave measured 2 % slower than col2im on
+//! AVX-512, so larger maps keep col2im.
 
 use rayon::prelude::*;
 
-use super::{Geometry, regions, small_from_big};
-
-/// Go by phases where each skips at least this share of padding taps: the
-/// U-Net's 2×2 → 4×4 (44 %) and 4×4 → 8×8 (23 %). At the autoencoder's
-/// 7×7 → 14×14 (14 %) four convolutions and the interleave measured 2 %
-/// slower than col2im on AVX-512; larger maps skip less still.
-const MIN_WASTE: f64 = 0.2;
+use super::{Geometry, par_zeroed, regions, small_from_big};
 
 /// One phase: its plain convolution's geometry and where its taps sit in
 /// the transposed kernel.
@@ -114,19 +111,22 @@ pub(super) fn forward(
     weight: &[f32],
     bias: &[f32],
 ) -> Option<Vec<f32>> {
-    let skips = |p: &Phase| regions::padding_share(&p.geometry).is_some_and(|w| w >= MIN_WASTE);
-    let phases = phases(g).filter(|p| p.iter().all(skips))?;
-    let [s0, s1] = g.stride;
-    let mut out = vec![0.0; g.batch * g.big_len()];
-    for phase in &phases {
-        let pw = phase_weight(g, phase, weight);
-        let part = small_from_big(&phase.geometry, small, &pw, Some(bias));
-        // Interleave: phase pixel (y, x) is output pixel (s0·y + a, s1·x + b).
-        let [a, b] = phase.at;
-        let image = |src: &[f32], dst: &mut [f32]| {
+    let phases = phases(g).filter(|p| p.iter().all(|p| regions::applies(&p.geometry)))?;
+    let parts: Vec<Vec<f32>> = phases
+        .iter()
+        .map(|p| small_from_big(&p.geometry, small, &phase_weight(g, p, weight), Some(bias)))
+        .collect();
+    // Interleave, image by image on the pool (`par_zeroed`: no serial
+    // clearing of the output): phase pixel (y, x) is output pixel
+    // (s0·y + a, s1·x + b). A phase image is [C_out, oh, ow].
+    let ([s0, s1], phase_image) = (g.stride, g.c_big * g.pixels());
+    let out = par_zeroed(g.batch * g.big_len(), g.big_len(), |j, image| {
+        for (phase, part) in phases.iter().zip(&parts) {
+            let [a, b] = phase.at;
+            let src = &part[j * phase_image..][..phase_image];
             let planes = src
                 .chunks_exact(g.pixels())
-                .zip(dst.chunks_exact_mut(g.h * g.w));
+                .zip(image.chunks_exact_mut(g.h * g.w));
             for (src, dst) in planes {
                 for (y, row) in src.chunks_exact(g.ow).enumerate() {
                     let line = &mut dst[(s0 * y + a) * g.w..][..g.w];
@@ -135,12 +135,8 @@ pub(super) fn forward(
                     }
                 }
             }
-        };
-        // A phase image is [C_out, oh, ow]; an output image [C_out, h, w].
-        part.par_chunks(g.c_big * g.pixels())
-            .zip(out.par_chunks_mut(g.big_len()))
-            .for_each(|(src, dst)| image(src, dst));
-    }
+        }
+    });
     Some(out)
 }
 
